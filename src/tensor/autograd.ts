@@ -1,0 +1,182 @@
+// Reverse-mode autodiff: ops record a GradNode on their output; backward() walks the graph once
+// in reverse topological order, summing each tensor's incoming gradients.
+
+import { tidy, keep } from './scope.js';
+import { Tensor, type GradNode } from './tensor.js';
+import { fmtShape, shapesEqual, ShapeError } from './shape.js';
+
+let gradEnabled = true;
+
+export function isGradEnabled(): boolean {
+  return gradEnabled;
+}
+
+/** Runs fn without recording any graph (inference, optimizer updates, the backward pass itself). */
+export function noGrad<T>(fn: () => T): T {
+  const prev = gradEnabled;
+  gradEnabled = false;
+  try {
+    return fn();
+  } finally {
+    gradEnabled = prev;
+  }
+}
+
+/** Attaches a node to out when recording is on and some input requires a gradient. */
+export function record(op: string, out: Tensor, inputs: readonly Tensor[], backward: GradNode['backward'], saved: readonly Tensor[] = []): Tensor {
+  if (gradEnabled && inputs.some((t) => t.requiresGrad)) {
+    out.requiresGrad = true;
+    out.node = { op, inputs, saved, backward };
+  }
+  return out;
+}
+
+function topoOrder(root: Tensor): Tensor[] {
+  const order: Tensor[] = [];
+  const visited = new Set<Tensor>();
+  // Iterative DFS: deep graphs (long sequences of ops) must not overflow the JS stack.
+  const stack: [Tensor, boolean][] = [[root, false]];
+  while (stack.length > 0) {
+    const [t, expanded] = stack.pop()!;
+    if (expanded) {
+      order.push(t);
+      continue;
+    }
+    if (visited.has(t)) continue;
+    visited.add(t);
+    stack.push([t, true]);
+    if (t.node) for (const inp of t.node.inputs) if (inp.requiresGrad && !visited.has(inp)) stack.push([inp, false]);
+  }
+  return order;
+}
+
+export interface BackwardOptions {
+  /** Keep the graph so backward can run again through it (default false: the graph is released). */
+  retainGraph?: boolean;
+}
+
+/**
+ * Accumulates d(root)/d(leaf) into leaf.grad for every leaf that requires a gradient. root must be
+ * a scalar unless an output gradient of its shape is given.
+ */
+export function backward(root: Tensor, grad?: Tensor, options: BackwardOptions = {}): void {
+  if (!root.requiresGrad) throw new Error(`backward: ${root.label()} does not require grad (no input of its graph has requiresGrad, or it was made under noGrad)`);
+  if (grad === undefined && root.size !== 1) throw new ShapeError('backward', `${root.label()} is not a scalar; pass an output gradient of shape ${fmtShape(root.shape)}`);
+  if (grad !== undefined && !shapesEqual(grad.shape, root.shape)) throw new ShapeError('backward', `output gradient ${fmtShape(grad.shape)} does not match ${fmtShape(root.shape)}`);
+  const order = topoOrder(root);
+  noGrad(() =>
+    tidy(() => {
+      const grads = new Map<Tensor, Tensor>();
+      grads.set(root, grad ?? onesLikeScalar(root));
+      for (let i = order.length - 1; i >= 0; i--) {
+        const t = order[i];
+        const g = grads.get(t);
+        if (!g) continue;
+        grads.delete(t);
+        if (!t.node) {
+          accumulateLeaf(t, g);
+          continue;
+        }
+        const inGrads = t.node.backward(g);
+        t.node.inputs.forEach((inp, k) => {
+          const gi = inGrads[k];
+          if (!gi || !inp.requiresGrad) return;
+          if (!shapesEqual(gi.shape, inp.shape)) {
+            throw new ShapeError(`backward of ${t.node!.op}`, `gradient ${fmtShape(gi.shape)} for input ${k} of shape ${fmtShape(inp.shape)}`);
+          }
+          const prev = grads.get(inp);
+          grads.set(inp, prev ? add(prev, gi) : gi);
+        });
+        // Free the consumed gradient early unless a backward passed it straight through.
+        if (g !== grad && !inGrads.includes(g)) g.dispose();
+      }
+    }),
+  );
+  if (!options.retainGraph) for (const t of order) t.node = null;
+}
+
+function accumulateLeaf(t: Tensor, g: Tensor): void {
+  if (t.grad) {
+    const sum = add(t.grad, g);
+    t.grad.dispose();
+    t.grad = keep(sum);
+  } else {
+    // The incoming gradient may be shared with another path; the leaf gets its own copy.
+    t.grad = keep(copyOf(g));
+  }
+}
+
+function add(a: Tensor, b: Tensor): Tensor {
+  return new Tensor(a.backend.binary('add', a.storage, b.storage, a.shape as number[], a.strides, b.strides), a.shape);
+}
+
+function copyOf(a: Tensor): Tensor {
+  return new Tensor(a.backend.unary('affine', a.storage, [1, 0]), a.shape);
+}
+
+function onesLikeScalar(t: Tensor): Tensor {
+  const s = t.backend.alloc(t.dtype, t.size);
+  t.backend.fill(s, 1);
+  return new Tensor(s, t.shape);
+}
+
+/**
+ * Functional gradients: valueAndGrad(fn)(...xs) returns fn's scalar value and d fn / d x for each
+ * argument, without touching the arguments' own .grad.
+ */
+export function valueAndGrad(fn: (...xs: Tensor[]) => Tensor) {
+  return (...xs: Tensor[]): { value: Tensor; grads: Tensor[] } => {
+    const leaves = xs.map((x) => {
+      const leaf = new Tensor(x.storage, x.shape, x);
+      leaf.requiresGrad = true;
+      leaf.name = x.name;
+      return leaf;
+    });
+    const value = fn(...leaves);
+    if (!value.requiresGrad) throw new Error('valueAndGrad: the function result does not depend on its arguments');
+    backward(value);
+    const grads = leaves.map((l) => {
+      const g = l.grad ?? zerosFor(l);
+      l.grad = null;
+      l.dispose();
+      return g;
+    });
+    const detached = new Tensor(value.storage, value.shape, value);
+    value.dispose();
+    return { value: detached, grads };
+  };
+}
+
+function zerosFor(t: Tensor): Tensor {
+  const s = t.backend.alloc(t.dtype, t.size);
+  t.backend.fill(s, 0);
+  return new Tensor(s, t.shape);
+}
+
+export interface OpContext {
+  readonly inputs: readonly Tensor[];
+  readonly output: Tensor;
+  readonly saved: readonly Tensor[];
+}
+
+export interface OpDefinition {
+  name: string;
+  /** Computes the output from the inputs (runs without recording); may return tensors to save for backward. */
+  forward: (...inputs: Tensor[]) => Tensor | { output: Tensor; saved?: Tensor[] };
+  /** Returns the gradient of each input given the output's gradient (null for inputs without one). */
+  backward: (grad: Tensor, ctx: OpContext) => readonly (Tensor | null)[];
+}
+
+/** Defines a differentiable op from a forward and a hand-written backward; check it with gradcheck. */
+export function defineOp(def: OpDefinition): (...inputs: Tensor[]) => Tensor {
+  return (...inputs: Tensor[]): Tensor => {
+    const res = noGrad(() => def.forward(...inputs));
+    const { output, saved = [] } = res instanceof Tensor ? { output: res, saved: [] } : res;
+    const ctx: OpContext = { inputs, output, saved };
+    return record(def.name, output, inputs, (g) => {
+      const grads = def.backward(g, ctx);
+      if (grads.length !== inputs.length) throw new Error(`defineOp '${def.name}': backward returned ${grads.length} gradients for ${inputs.length} inputs`);
+      return grads;
+    }, saved);
+  };
+}

@@ -1,0 +1,135 @@
+// The Backend contract: the small set of kernels every backend implements. Ops (src/tensor/ops)
+// are written once against this contract; the CPU backend is its readable reference and the
+// WebGPU backend must agree with it. All outputs are freshly allocated, contiguous (row-major)
+// storages unless a method says it works in place.
+
+import type { DType, TypedArray } from './dtype.js';
+
+/** Opaque backend memory. Only the backend that made it may look inside. */
+export interface Storage {
+  readonly backend: Backend;
+  readonly dtype: DType;
+  /** Number of elements. */
+  readonly size: number;
+}
+
+export type UnaryOp =
+  | 'neg' | 'exp' | 'log' | 'sqrt' | 'rsqrt' | 'abs' | 'sign' | 'tanh' | 'sigmoid' | 'relu'
+  | 'step' // 1 where x > 0, else 0 (relu's derivative)
+  | 'gelu' | 'geluGrad' // exact erf form and its derivative
+  | 'geluTanh' | 'geluTanhGrad' // tanh approximation and its derivative
+  | 'softplus' | 'logSigmoid' | 'square' | 'reciprocal'
+  | 'powScalar' // x ** p0
+  | 'affine' // p0 * x + p1
+  | 'clamp'; // min(max(x, p0), p1)
+
+export type BinaryOp =
+  | 'add' | 'sub' | 'mul' | 'div' | 'maximum' | 'minimum' | 'pow'
+  // comparisons give 1 or 0 in the output dtype
+  | 'eq' | 'ne' | 'lt' | 'le' | 'gt' | 'ge';
+
+export type ReduceOp = 'sum' | 'max' | 'min';
+
+export interface MatmulParams {
+  /** Broadcast batch shape of the output. */
+  batchShape: number[];
+  /** Element stride of each batch dim in a and b (0 where broadcast). */
+  aBatchStrides: number[];
+  bBatchStrides: number[];
+  m: number;
+  n: number;
+  k: number;
+  /** a's matrices are stored [k, m] (read transposed) instead of [m, k]. */
+  transA: boolean;
+  /** b's matrices are stored [n, k] instead of [k, n]. */
+  transB: boolean;
+}
+
+export interface AdamWParams {
+  lr: number;
+  beta1: number;
+  beta2: number;
+  eps: number;
+  weightDecay: number;
+  /** 1-based step number used for bias correction. */
+  step: number;
+}
+
+export interface MemoryStats {
+  /** Buffers handed out and not yet freed. */
+  liveBuffers: number;
+  liveBytes: number;
+  /** Bytes kept in the reuse pool (GPU) — 0 on the CPU. */
+  pooledBytes: number;
+  /** Highest liveBytes + pooledBytes seen. */
+  peakBytes: number;
+}
+
+export interface Backend {
+  readonly name: string;
+  /** Element types this backend computes in. */
+  readonly dtypes: readonly DType[];
+  /** A one-line description of the device (adapter info on WebGPU). */
+  describe(): string;
+
+  // memory
+  alloc(dtype: DType, size: number): Storage;
+  upload(dtype: DType, data: ArrayLike<number>): Storage;
+  read(s: Storage): Promise<TypedArray>;
+  /** Synchronous read, where the backend can (CPU); undefined otherwise. */
+  readSync?(s: Storage): TypedArray;
+  free(s: Storage): void;
+  memory(): MemoryStats;
+  /** Submits recorded work (no-op on the CPU). */
+  flush(): void;
+
+  // movement
+  fill(out: Storage, value: number): void;
+  /** dst[dstOffset + Σ i·dstStrides] = src[srcOffset + Σ i·srcStrides] for every index i of shape. */
+  copy(src: Storage, dst: Storage, shape: readonly number[], srcStrides: readonly number[], srcOffset: number,
+    dstStrides: readonly number[], dstOffset: number): void;
+  cast(x: Storage, to: DType): Storage;
+
+  // elementwise; a, b (and cond) are read through broadcast strides into a contiguous outShape
+  unary(op: UnaryOp, x: Storage, params?: readonly [number, number?]): Storage;
+  binary(op: BinaryOp, a: Storage, b: Storage, outShape: readonly number[], aStrides: readonly number[],
+    bStrides: readonly number[]): Storage;
+  /** out = cond != 0 ? a : b */
+  where(cond: Storage, a: Storage, b: Storage, outShape: readonly number[], condStrides: readonly number[],
+    aStrides: readonly number[], bStrides: readonly number[]): Storage;
+
+  /** Reduces `axes` (sorted, unique) of a contiguous x; the output keeps them as size-1 dims. */
+  reduce(op: ReduceOp, x: Storage, shape: readonly number[], axes: readonly number[]): Storage;
+
+  matmul(a: Storage, b: Storage, p: MatmulParams): Storage;
+
+  /** x viewed as [outer, dim, inner]; out[o, j, i] = x[o, idx[j], i], shape [outer, nIdx, inner]. */
+  indexSelect(x: Storage, idx: Storage, outer: number, dim: number, inner: number): Storage;
+  /** Transpose of indexSelect: src [outer, nIdx, inner] scatter-added into zeros [outer, dim, inner]. */
+  indexAdd(src: Storage, idx: Storage, outer: number, dim: number, inner: number): Storage;
+
+  // fused row kernels over a contiguous [rows, cols] view (last axis)
+  softmax(x: Storage, rows: number, cols: number, log: boolean): Storage;
+  /** Given y = (log)softmax(x) and dy, returns dx. */
+  softmaxBackward(y: Storage, dy: Storage, rows: number, cols: number, log: boolean): Storage;
+  layerNorm(x: Storage, gamma: Storage, beta: Storage, rows: number, cols: number, eps: number):
+    { y: Storage; mean: Storage; rstd: Storage };
+  layerNormBackward(dy: Storage, x: Storage, gamma: Storage, mean: Storage, rstd: Storage, rows: number, cols: number):
+    { dx: Storage; dgamma: Storage; dbeta: Storage };
+  /**
+   * logp[r] = logits[r, t[r]] − logsumexp(logits[r, :]) for t[r] >= 0, and 0 where t[r] < 0 (ignored).
+   * Also returns the row log-sum-exp for the backward.
+   */
+  gatherLogProbs(logits: Storage, targets: Storage, rows: number, cols: number): { logp: Storage; lse: Storage };
+  /** dlogits[r, c] = dlogp[r] · (onehot(t[r])[c] − softmax(logits[r])[c]), zero rows where t[r] < 0. */
+  gatherLogProbsBackward(dlogp: Storage, logits: Storage, lse: Storage, targets: Storage, rows: number, cols: number): Storage;
+
+  /**
+   * Counter-based random numbers (Philox4x32-10, see src/tensor/random/philox.ts): element i uses
+   * stream position offset + i under key, so every backend produces the same values.
+   */
+  random(kind: 'uniform' | 'normal', dtype: DType, size: number, key: readonly [number, number], offset: number): Storage;
+
+  /** One AdamW step in place on param, m, v (decoupled weight decay, bias-corrected). */
+  adamw(param: Storage, grad: Storage, m: Storage, v: Storage, p: AdamWParams): void;
+}

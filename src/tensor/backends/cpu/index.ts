@@ -1,0 +1,361 @@
+// The CPU reference backend: plain loops over Float32Array / Float64Array / Int32Array, written to
+// be read. Every WebGPU kernel is checked against these.
+
+import type { AdamWParams, Backend, BinaryOp, MatmulParams, MemoryStats, ReduceOp, Storage, UnaryOp } from '../../backend.js';
+import { arrayFor, bytesPerElement, type DType, type TypedArray } from '../../dtype.js';
+import { contiguousStrides, sizeOf } from '../../shape.js';
+import { fillNormal, fillUniform } from '../../random/philox.js';
+import { unaryFn, binaryFn } from './scalar.js';
+
+export class CpuStorage implements Storage {
+  constructor(
+    readonly backend: Backend,
+    readonly dtype: DType,
+    public data: TypedArray,
+  ) {}
+  get size(): number {
+    return this.data.length;
+  }
+}
+
+/** Calls f(outIndex, offsets...) for every element of shape, tracking strided offsets incrementally. */
+function forEachStrided(shape: readonly number[], strides: readonly (readonly number[])[], f: (i: number, offs: number[]) => void): void {
+  const n = sizeOf(shape);
+  if (n === 0) return;
+  const rank = shape.length;
+  const idx = new Array<number>(rank).fill(0);
+  const offs = strides.map(() => 0);
+  for (let i = 0; i < n; i++) {
+    f(i, offs);
+    for (let d = rank - 1; d >= 0; d--) {
+      idx[d]++;
+      for (let s = 0; s < strides.length; s++) offs[s] += strides[s][d];
+      if (idx[d] < shape[d]) break;
+      for (let s = 0; s < strides.length; s++) offs[s] -= strides[s][d] * shape[d];
+      idx[d] = 0;
+    }
+  }
+}
+
+export class CpuBackend implements Backend {
+  readonly name = 'cpu';
+  readonly dtypes = ['f32', 'f64', 'i32'] as const;
+  private live = 0;
+  private liveBytes = 0;
+  private peak = 0;
+
+  describe(): string {
+    return 'cpu (reference backend, JavaScript typed arrays)';
+  }
+
+  private wrap(dtype: DType, data: TypedArray): CpuStorage {
+    this.live++;
+    this.liveBytes += data.length * bytesPerElement(dtype);
+    if (this.liveBytes > this.peak) this.peak = this.liveBytes;
+    return new CpuStorage(this, dtype, data);
+  }
+
+  private arr(s: Storage): TypedArray {
+    return (s as CpuStorage).data;
+  }
+
+  alloc(dtype: DType, size: number): Storage {
+    return this.wrap(dtype, arrayFor(dtype, size));
+  }
+
+  upload(dtype: DType, data: ArrayLike<number>): Storage {
+    const out = arrayFor(dtype, data.length);
+    out.set(data as ArrayLike<number>);
+    return this.wrap(dtype, out);
+  }
+
+  async read(s: Storage): Promise<TypedArray> {
+    return this.readSync(s);
+  }
+
+  readSync(s: Storage): TypedArray {
+    return this.arr(s).slice();
+  }
+
+  free(s: Storage): void {
+    const c = s as CpuStorage;
+    this.live--;
+    this.liveBytes -= c.data.length * bytesPerElement(c.dtype);
+    c.data = arrayFor(c.dtype, 0);
+  }
+
+  memory(): MemoryStats {
+    return { liveBuffers: this.live, liveBytes: this.liveBytes, pooledBytes: 0, peakBytes: this.peak };
+  }
+
+  flush(): void {}
+
+  fill(out: Storage, value: number): void {
+    this.arr(out).fill(value);
+  }
+
+  copy(src: Storage, dst: Storage, shape: readonly number[], srcStrides: readonly number[], srcOffset: number,
+    dstStrides: readonly number[], dstOffset: number): void {
+    const s = this.arr(src);
+    const d = this.arr(dst);
+    forEachStrided(shape, [srcStrides, dstStrides], (_, o) => {
+      d[dstOffset + o[1]] = s[srcOffset + o[0]];
+    });
+  }
+
+  cast(x: Storage, to: DType): Storage {
+    const src = this.arr(x);
+    const out = arrayFor(to, src.length);
+    if (to === 'i32') for (let i = 0; i < src.length; i++) out[i] = Math.trunc(src[i]);
+    else out.set(src);
+    return this.wrap(to, out);
+  }
+
+  unary(op: UnaryOp, x: Storage, params: readonly [number, number?] = [0, 0]): Storage {
+    const src = this.arr(x);
+    const out = arrayFor(x.dtype, src.length);
+    const f = unaryFn(op, params[0], params[1] ?? 0);
+    for (let i = 0; i < src.length; i++) out[i] = f(src[i]);
+    return this.wrap(x.dtype, out);
+  }
+
+  binary(op: BinaryOp, a: Storage, b: Storage, outShape: readonly number[], aStrides: readonly number[], bStrides: readonly number[]): Storage {
+    const A = this.arr(a);
+    const B = this.arr(b);
+    const out = arrayFor(a.dtype, sizeOf(outShape));
+    const f = binaryFn(op);
+    forEachStrided(outShape, [aStrides, bStrides], (i, o) => {
+      out[i] = f(A[o[0]], B[o[1]]);
+    });
+    if (a.dtype === 'i32' && (op === 'div' || op === 'pow')) for (let i = 0; i < out.length; i++) out[i] = Math.trunc(out[i]);
+    return this.wrap(a.dtype, out);
+  }
+
+  where(cond: Storage, a: Storage, b: Storage, outShape: readonly number[], cStrides: readonly number[], aStrides: readonly number[], bStrides: readonly number[]): Storage {
+    const C = this.arr(cond);
+    const A = this.arr(a);
+    const B = this.arr(b);
+    const out = arrayFor(a.dtype, sizeOf(outShape));
+    forEachStrided(outShape, [cStrides, aStrides, bStrides], (i, o) => {
+      out[i] = C[o[0]] !== 0 ? A[o[1]] : B[o[2]];
+    });
+    return this.wrap(a.dtype, out);
+  }
+
+  reduce(op: ReduceOp, x: Storage, shape: readonly number[], axes: readonly number[]): Storage {
+    const src = this.arr(x);
+    const outShape = shape.map((d, i) => (axes.includes(i) ? 1 : d));
+    const outStrides = contiguousStrides(outShape).map((s, i) => (axes.includes(i) ? 0 : s));
+    const out = arrayFor(x.dtype, sizeOf(outShape));
+    const init = op === 'sum' ? 0 : op === 'max' ? -Infinity : Infinity;
+    out.fill(init);
+    forEachStrided(shape, [outStrides], (i, o) => {
+      const v = src[i];
+      const j = o[0];
+      if (op === 'sum') out[j] += v;
+      else if (op === 'max') out[j] = v > out[j] || Number.isNaN(v) ? v : out[j];
+      else out[j] = v < out[j] || Number.isNaN(v) ? v : out[j];
+    });
+    return this.wrap(x.dtype, out);
+  }
+
+  matmul(a: Storage, b: Storage, p: MatmulParams): Storage {
+    const A = this.arr(a);
+    const B = this.arr(b);
+    const { m, n, k } = p;
+    const out = arrayFor(a.dtype, sizeOf(p.batchShape) * m * n);
+    // Accumulate in f64 (JS numbers) and round once on store.
+    const acc = new Float64Array(n);
+    forEachStrided(p.batchShape, [p.aBatchStrides, p.bBatchStrides], (bi, o) => {
+      const ao = o[0];
+      const bo = o[1];
+      const oo = bi * m * n;
+      for (let i = 0; i < m; i++) {
+        acc.fill(0);
+        for (let kk = 0; kk < k; kk++) {
+          const av = p.transA ? A[ao + kk * m + i] : A[ao + i * k + kk];
+          if (av === 0) continue;
+          if (p.transB) for (let j = 0; j < n; j++) acc[j] += av * B[bo + j * k + kk];
+          else {
+            const row = bo + kk * n;
+            for (let j = 0; j < n; j++) acc[j] += av * B[row + j];
+          }
+        }
+        for (let j = 0; j < n; j++) out[oo + i * n + j] = acc[j];
+      }
+    });
+    return this.wrap(a.dtype, out);
+  }
+
+  indexSelect(x: Storage, idx: Storage, outer: number, dim: number, inner: number): Storage {
+    const X = this.arr(x);
+    const I = this.arr(idx);
+    const nIdx = I.length;
+    const out = arrayFor(x.dtype, outer * nIdx * inner);
+    for (let o = 0; o < outer; o++) {
+      for (let j = 0; j < nIdx; j++) {
+        if (!(I[j] >= 0 && I[j] < dim)) throw new RangeError(`indexSelect: index ${I[j]} at position ${j} is out of range [0, ${dim})`);
+        const src = (o * dim + I[j]) * inner;
+        const dst = (o * nIdx + j) * inner;
+        for (let i = 0; i < inner; i++) out[dst + i] = X[src + i];
+      }
+    }
+    return this.wrap(x.dtype, out);
+  }
+
+  indexAdd(src: Storage, idx: Storage, outer: number, dim: number, inner: number): Storage {
+    const S = this.arr(src);
+    const I = this.arr(idx);
+    const nIdx = I.length;
+    const out = arrayFor(src.dtype, outer * dim * inner);
+    for (let o = 0; o < outer; o++) {
+      for (let j = 0; j < nIdx; j++) {
+        const dst = (o * dim + I[j]) * inner;
+        const from = (o * nIdx + j) * inner;
+        for (let i = 0; i < inner; i++) out[dst + i] += S[from + i];
+      }
+    }
+    return this.wrap(src.dtype, out);
+  }
+
+  softmax(x: Storage, rows: number, cols: number, log: boolean): Storage {
+    const X = this.arr(x);
+    const out = arrayFor(x.dtype, rows * cols);
+    for (let r = 0; r < rows; r++) {
+      const o = r * cols;
+      let max = -Infinity;
+      for (let c = 0; c < cols; c++) max = Math.max(max, X[o + c]);
+      if (max === -Infinity) max = 0; // a fully masked row: keep it finite-safe
+      let sum = 0;
+      for (let c = 0; c < cols; c++) sum += Math.exp(X[o + c] - max);
+      const lse = max + Math.log(sum);
+      for (let c = 0; c < cols; c++) out[o + c] = log ? X[o + c] - lse : Math.exp(X[o + c] - lse);
+    }
+    return this.wrap(x.dtype, out);
+  }
+
+  softmaxBackward(y: Storage, dy: Storage, rows: number, cols: number, log: boolean): Storage {
+    const Y = this.arr(y);
+    const G = this.arr(dy);
+    const out = arrayFor(y.dtype, rows * cols);
+    for (let r = 0; r < rows; r++) {
+      const o = r * cols;
+      let dot = 0;
+      // softmax: dx = y ⊙ (dy − Σ dy·y); log-softmax: dx = dy − softmax · Σ dy
+      for (let c = 0; c < cols; c++) dot += log ? G[o + c] : G[o + c] * Y[o + c];
+      for (let c = 0; c < cols; c++) out[o + c] = log ? G[o + c] - Math.exp(Y[o + c]) * dot : Y[o + c] * (G[o + c] - dot);
+    }
+    return this.wrap(y.dtype, out);
+  }
+
+  layerNorm(x: Storage, gamma: Storage, beta: Storage, rows: number, cols: number, eps: number) {
+    const X = this.arr(x);
+    const W = this.arr(gamma);
+    const B = this.arr(beta);
+    const y = arrayFor(x.dtype, rows * cols);
+    const mean = arrayFor(x.dtype, rows);
+    const rstd = arrayFor(x.dtype, rows);
+    for (let r = 0; r < rows; r++) {
+      const o = r * cols;
+      let mu = 0;
+      for (let c = 0; c < cols; c++) mu += X[o + c];
+      mu /= cols;
+      let v = 0;
+      for (let c = 0; c < cols; c++) v += (X[o + c] - mu) ** 2;
+      const rs = 1 / Math.sqrt(v / cols + eps);
+      mean[r] = mu;
+      rstd[r] = rs;
+      for (let c = 0; c < cols; c++) y[o + c] = (X[o + c] - mu) * rs * W[c] + B[c];
+    }
+    return { y: this.wrap(x.dtype, y), mean: this.wrap(x.dtype, mean), rstd: this.wrap(x.dtype, rstd) };
+  }
+
+  layerNormBackward(dy: Storage, x: Storage, gamma: Storage, mean: Storage, rstd: Storage, rows: number, cols: number) {
+    const G = this.arr(dy);
+    const X = this.arr(x);
+    const W = this.arr(gamma);
+    const M = this.arr(mean);
+    const R = this.arr(rstd);
+    const dx = arrayFor(x.dtype, rows * cols);
+    const dgamma = new Float64Array(cols);
+    const dbeta = new Float64Array(cols);
+    for (let r = 0; r < rows; r++) {
+      const o = r * cols;
+      let sumG = 0;
+      let sumGX = 0;
+      for (let c = 0; c < cols; c++) {
+        const xhat = (X[o + c] - M[r]) * R[r];
+        const g = G[o + c] * W[c];
+        sumG += g;
+        sumGX += g * xhat;
+        dgamma[c] += G[o + c] * xhat;
+        dbeta[c] += G[o + c];
+      }
+      for (let c = 0; c < cols; c++) {
+        const xhat = (X[o + c] - M[r]) * R[r];
+        dx[o + c] = (R[r] / cols) * (cols * G[o + c] * W[c] - sumG - xhat * sumGX);
+      }
+    }
+    return {
+      dx: this.wrap(x.dtype, dx),
+      dgamma: this.upload(x.dtype, dgamma),
+      dbeta: this.upload(x.dtype, dbeta),
+    };
+  }
+
+  gatherLogProbs(logits: Storage, targets: Storage, rows: number, cols: number) {
+    const L = this.arr(logits);
+    const T = this.arr(targets);
+    const logp = arrayFor(logits.dtype, rows);
+    const lse = arrayFor(logits.dtype, rows);
+    for (let r = 0; r < rows; r++) {
+      const o = r * cols;
+      let max = -Infinity;
+      for (let c = 0; c < cols; c++) max = Math.max(max, L[o + c]);
+      let sum = 0;
+      for (let c = 0; c < cols; c++) sum += Math.exp(L[o + c] - max);
+      lse[r] = max + Math.log(sum);
+      logp[r] = T[r] >= 0 ? L[o + T[r]] - lse[r] : 0;
+    }
+    return { logp: this.wrap(logits.dtype, logp), lse: this.wrap(logits.dtype, lse) };
+  }
+
+  gatherLogProbsBackward(dlogp: Storage, logits: Storage, lse: Storage, targets: Storage, rows: number, cols: number): Storage {
+    const G = this.arr(dlogp);
+    const L = this.arr(logits);
+    const S = this.arr(lse);
+    const T = this.arr(targets);
+    const out = arrayFor(logits.dtype, rows * cols);
+    for (let r = 0; r < rows; r++) {
+      if (T[r] < 0) continue;
+      const o = r * cols;
+      for (let c = 0; c < cols; c++) out[o + c] = -G[r] * Math.exp(L[o + c] - S[r]);
+      out[o + T[r]] += G[r];
+    }
+    return this.wrap(logits.dtype, out);
+  }
+
+  random(kind: 'uniform' | 'normal', dtype: DType, size: number, key: readonly [number, number], offset: number): Storage {
+    const k: [number, number] = [key[0], key[1]];
+    const out = dtype === 'f64' ? new Float64Array(size) : new Float32Array(size);
+    if (kind === 'uniform') fillUniform(out, k, offset);
+    else fillNormal(out, k, offset);
+    return this.wrap(dtype, out);
+  }
+
+  adamw(param: Storage, grad: Storage, m: Storage, v: Storage, p: AdamWParams): void {
+    const P = this.arr(param);
+    const G = this.arr(grad);
+    const M = this.arr(m);
+    const V = this.arr(v);
+    const bc1 = 1 - p.beta1 ** p.step;
+    const bc2 = 1 - p.beta2 ** p.step;
+    for (let i = 0; i < P.length; i++) {
+      const g = G[i];
+      M[i] = p.beta1 * M[i] + (1 - p.beta1) * g;
+      V[i] = p.beta2 * V[i] + (1 - p.beta2) * g * g;
+      const update = M[i] / bc1 / (Math.sqrt(V[i] / bc2) + p.eps);
+      P[i] = P[i] * (1 - p.lr * p.weightDecay) - p.lr * update;
+    }
+  }
+}

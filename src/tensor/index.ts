@@ -1,0 +1,22 @@
+// The tensor engine's public API.
+
+import './ops/methods.js';
+
+export { Tensor, liveTensorCount, type NestedArray, type GradNode } from './tensor.js';
+export type { DType, TypedArray } from './dtype.js';
+export type { Backend, Storage, MemoryStats, UnaryOp, BinaryOp, ReduceOp, MatmulParams, AdamWParams } from './backend.js';
+export { ShapeError, broadcastShapes, sizeOf, type Shape } from './shape.js';
+export { cpu, getBackend, setBackend, manualSeed, defaultGenerator } from './engine.js';
+export { CpuBackend } from './backends/cpu/index.js';
+export { tidy, keep, scopeDepth } from './scope.js';
+export { backward, noGrad, isGradEnabled, valueAndGrad, defineOp, record, type OpDefinition, type OpContext, type BackwardOptions } from './autograd.js';
+export { gradcheck, type GradcheckOptions, type GradcheckResult } from './gradcheck.js';
+export * from './ops/creation.js';
+export * from './ops/elementwise.js';
+export * from './ops/reduce.js';
+export * from './ops/movement.js';
+export * from './ops/matmul.js';
+export * from './ops/indexing.js';
+export * from './ops/nn.js';
+export * from './ops/convert.js';
+export { Generator } from './random/philox.js';

@@ -1,0 +1,156 @@
+// Neural-network ops: fused row kernels (softmax, log-softmax, layerNorm, gatherLogProbs) with
+// their dedicated backward kernels, and compositions on top (cross-entropy, dropout, attention).
+
+import { record } from '../autograd.js';
+import { defaultGenerator } from '../engine.js';
+import type { Generator } from '../random/philox.js';
+import { fmtShape, normAxis, ShapeError, shapesEqual } from '../shape.js';
+import type { Tensor } from '../tensor.js';
+import { backendOf, requireDtype, requireFloat, wrap } from './core.js';
+import { add, div, lt, mul, ne, neg, sub, where } from './elementwise.js';
+import { matmulT } from './matmul.js';
+import { reshape, transpose } from './movement.js';
+import { sum } from './reduce.js';
+import { tensor } from './creation.js';
+
+function lastAxis<T>(op: string, x: Tensor, axis: number, f: (x: Tensor) => T & Tensor): Tensor {
+  const a = normAxis(op, axis, x.rank);
+  if (a === x.rank - 1) return f(x);
+  return transpose(f(transpose(x, a, -1)), a, -1);
+}
+
+function softmaxImpl(x: Tensor, log: boolean): Tensor {
+  const op = log ? 'logSoftmax' : 'softmax';
+  requireFloat(op, x);
+  const cols = x.rank === 0 ? 1 : x.shape[x.rank - 1];
+  const rows = cols === 0 ? 0 : x.size / cols;
+  const y = wrap(x.backend.softmax(x.storage, rows, cols, log), x.shape);
+  return record(op, y, [x], (g) => [wrap(g.backend.softmaxBackward(y.storage, g.storage, rows, cols, log), x.shape)], [y]);
+}
+
+/** softmax along axis (default last), in one fused kernel each direction. */
+export function softmax(x: Tensor, axis = -1): Tensor {
+  return lastAxis('softmax', x, axis, (t) => softmaxImpl(t, false));
+}
+
+export function logSoftmax(x: Tensor, axis = -1): Tensor {
+  return lastAxis('logSoftmax', x, axis, (t) => softmaxImpl(t, true));
+}
+
+/** LayerNorm over the last dim: (x − mean) / sqrt(var + eps) · gamma + beta (population variance). */
+export function layerNorm(x: Tensor, gamma: Tensor, beta: Tensor, eps = 1e-5): Tensor {
+  requireFloat('layerNorm', x);
+  const b = backendOf('layerNorm', [x, gamma, beta]);
+  const cols = x.shape[x.rank - 1];
+  if (gamma.rank !== 1 || gamma.shape[0] !== cols || !shapesEqual(beta.shape, gamma.shape)) {
+    throw new ShapeError('layerNorm', `gamma ${fmtShape(gamma.shape)} and beta ${fmtShape(beta.shape)} must be [${cols}] for input ${fmtShape(x.shape)}`);
+  }
+  const rows = x.size / cols;
+  const r = b.layerNorm(x.storage, gamma.storage, beta.storage, rows, cols, eps);
+  const y = wrap(r.y, x.shape);
+  const mean = wrap(r.mean, [rows]);
+  const rstd = wrap(r.rstd, [rows]);
+  return record('layerNorm', y, [x, gamma, beta], (g) => {
+    const d = b.layerNormBackward(g.storage, x.storage, gamma.storage, mean.storage, rstd.storage, rows, cols);
+    return [wrap(d.dx, x.shape), wrap(d.dgamma, gamma.shape), wrap(d.dbeta, beta.shape)];
+  }, [mean, rstd]);
+}
+
+/**
+ * log softmax(logits)[target] for each position, without materializing the softmax:
+ * logits [..., V], targets i32 [...] → [...]. Targets < 0 are ignored (0, no gradient).
+ */
+export function gatherLogProbs(logits: Tensor, targets: Tensor): Tensor {
+  requireFloat('gatherLogProbs', logits);
+  requireDtype('gatherLogProbs', targets, 'i32');
+  const b = backendOf('gatherLogProbs', [logits, targets], false);
+  const lead = logits.shape.slice(0, -1);
+  if (!shapesEqual(lead, targets.shape)) {
+    throw new ShapeError('gatherLogProbs', `targets ${fmtShape(targets.shape)} must match logits ${fmtShape(logits.shape)} without the last dim`);
+  }
+  const cols = logits.shape[logits.rank - 1];
+  const rows = targets.size;
+  const r = b.gatherLogProbs(logits.storage, targets.storage, rows, cols);
+  const logp = wrap(r.logp, lead);
+  const lse = wrap(r.lse, [rows]);
+  return record('gatherLogProbs', logp, [logits], (g) => [
+    wrap(b.gatherLogProbsBackward(g.storage, logits.storage, lse.storage, targets.storage, rows, cols), logits.shape),
+  ], [lse, targets]);
+}
+
+export interface CrossEntropyOptions {
+  /** Target value to ignore (default −100, as PyTorch). */
+  ignoreIndex?: number;
+  reduction?: 'mean' | 'sum' | 'none';
+}
+
+/** Cross-entropy of logits [..., V] against i32 class targets [...]; 'mean' averages over non-ignored targets. */
+export function crossEntropy(logits: Tensor, targets: Tensor, opts: CrossEntropyOptions = {}): Tensor {
+  const ignore = opts.ignoreIndex ?? -100;
+  // The kernel ignores negative targets; remap a non-negative ignore index to −1.
+  const t = ignore >= 0 ? where(ne(targets, ignore), targets, -1) : targets;
+  const nll = neg(gatherLogProbs(logits, t));
+  const reduction = opts.reduction ?? 'mean';
+  if (reduction === 'none') return nll;
+  const total = sum(nll);
+  if (reduction === 'sum') return total;
+  const valid = sum(sub(1, lt(t, 0)));
+  const count = wrap(logits.backend.cast(valid.storage, logits.dtype), []);
+  return div(total, count);
+}
+
+export interface DropoutOptions {
+  training?: boolean;
+  generator?: Generator;
+}
+
+/** Zeroes each element with probability p and scales the rest by 1/(1−p); the mask is seeded. */
+export function dropout(x: Tensor, p: number, opts: DropoutOptions = {}): Tensor {
+  if (!(p >= 0 && p < 1)) throw new ShapeError('dropout', `p must be in [0, 1), got ${p}`);
+  if (opts.training === false || p === 0) return x;
+  const gen = opts.generator ?? defaultGenerator();
+  const offset = gen.next(x.size);
+  const u = wrap(x.backend.random('uniform', x.dtype, x.size, gen.key, offset), x.shape);
+  const mask = mul(lt(u, 1 - p), 1 / (1 - p));
+  return mul(x, mask);
+}
+
+export interface AttentionOptions {
+  /** Position i attends only to positions <= i (queries and keys aligned at the end). */
+  causal?: boolean;
+  /** [B, Tk] with 1 for real keys and 0 for padding, which no query attends to. */
+  keyMask?: Tensor;
+  /** Defaults to 1/sqrt(head dim). */
+  scale?: number;
+}
+
+const MASKED = -1e9;
+
+/**
+ * Scaled dot-product attention: q [B, H, Tq, D], k and v [B, H, Tk, D] → [B, H, Tq, D].
+ * Composed from matmul, a mask bias and softmax (the fused kernel is the backend's job).
+ */
+export function attention(q: Tensor, k: Tensor, v: Tensor, opts: AttentionOptions = {}): Tensor {
+  if (q.rank !== 4 || k.rank !== 4 || v.rank !== 4) {
+    throw new ShapeError('attention', `q, k, v must be [B, H, T, D]; got ${fmtShape(q.shape)}, ${fmtShape(k.shape)}, ${fmtShape(v.shape)}`);
+  }
+  const [B, , Tq, D] = q.shape;
+  const Tk = k.shape[2];
+  if (!shapesEqual(k.shape, v.shape) || k.shape[0] !== B || k.shape[1] !== q.shape[1] || k.shape[3] !== D) {
+    throw new ShapeError('attention', `incompatible q ${fmtShape(q.shape)}, k ${fmtShape(k.shape)}, v ${fmtShape(v.shape)}`);
+  }
+  const scale = opts.scale ?? 1 / Math.sqrt(D);
+  let scores = mul(matmulT(q, k, false, true), scale);
+  if (opts.causal) {
+    const bias = new Float64Array(Tq * Tk);
+    for (let i = 0; i < Tq; i++) for (let j = 0; j < Tk; j++) if (j - i > Tk - Tq) bias[i * Tk + j] = MASKED;
+    scores = add(scores, tensor(bias, [Tq, Tk], { backend: q.backend, dtype: q.dtype }));
+  }
+  if (opts.keyMask) {
+    const m = opts.keyMask;
+    if (!shapesEqual(m.shape, [B, Tk])) throw new ShapeError('attention', `keyMask ${fmtShape(m.shape)} must be [${B}, ${Tk}]`);
+    const mf = m.dtype === q.dtype ? m : wrap(m.backend.cast(m.storage, q.dtype), m.shape);
+    scores = add(scores, reshape(mul(sub(mf, 1), -MASKED), [B, 1, 1, Tk]));
+  }
+  return matmulT(softmax(scores), v);
+}

@@ -1,0 +1,78 @@
+// Reductions over any set of axes, with keepdim. sum and max are kernels; mean, min, logsumexp and
+// var are compositions.
+
+import type { ReduceOp } from '../backend.js';
+import { noGrad, record } from '../autograd.js';
+import { normAxes } from '../shape.js';
+import type { Tensor } from '../tensor.js';
+import { wrap } from './core.js';
+import { add, div, eq, exp, log, mul, sub, square, where } from './elementwise.js';
+import { broadcastTo, reshape } from './movement.js';
+
+export type Axes = number | readonly number[] | undefined;
+
+function reduceRaw(op: ReduceOp, x: Tensor, axes: number[], keepdim: boolean): { out: Tensor; keptShape: number[] } {
+  const keptShape = x.shape.map((d, i) => (axes.includes(i) ? 1 : d));
+  const finalShape = keepdim ? keptShape : x.shape.filter((_, i) => !axes.includes(i));
+  return { out: wrap(x.backend.reduce(op, x.storage, x.shape, axes), finalShape), keptShape };
+}
+
+/** Sum over axes (all when omitted). */
+export function sum(x: Tensor, axes?: Axes, keepdim = false): Tensor {
+  const ax = normAxes('sum', axes, x.rank);
+  const { out, keptShape } = reduceRaw('sum', x, ax, keepdim);
+  return record('sum', out, [x], (g) => [broadcastTo(reshape(g, keptShape), x.shape)]);
+}
+
+export function mean(x: Tensor, axes?: Axes, keepdim = false): Tensor {
+  const ax = normAxes('mean', axes, x.rank);
+  const n = ax.reduce((p, a) => p * x.shape[a], 1);
+  return mul(sum(x, ax, keepdim), 1 / n);
+}
+
+function extremum(op: 'max' | 'min', x: Tensor, axes: Axes, keepdim: boolean): Tensor {
+  const ax = normAxes(op, axes, x.rank);
+  const { out, keptShape } = reduceRaw(op, x, ax, keepdim);
+  return record(op, out, [x], (g) => {
+    // The gradient is shared equally among tied extrema.
+    const y = reshape(out, keptShape);
+    const mask = eq(x, y);
+    const count = sum(mask, ax, true);
+    return [mul(div(reshape(g, keptShape), count), mask)];
+  }, [out]);
+}
+
+export function max(x: Tensor, axes?: Axes, keepdim = false): Tensor {
+  return extremum('max', x, axes, keepdim);
+}
+
+export function min(x: Tensor, axes?: Axes, keepdim = false): Tensor {
+  return extremum('min', x, axes, keepdim);
+}
+
+/** log Σ exp(x), stable at any magnitude (shifts by the max, which needs no gradient). */
+export function logsumexp(x: Tensor, axes?: Axes, keepdim = false): Tensor {
+  const ax = normAxes('logsumexp', axes, x.rank);
+  const m = noGrad(() => {
+    const raw = reduceRaw('max', x, ax, true).out;
+    // An all −∞ slice would give −∞ − (−∞) = NaN: shift by 0 there instead.
+    return where(eq(raw, -Infinity), 0, raw);
+  });
+  const shiftedSum = sum(exp(sub(x, m)), ax, true);
+  const out = add(log(shiftedSum), m);
+  return keepdim ? out : reshape(out, x.shape.filter((_, i) => !ax.includes(i)));
+}
+
+export interface VarOptions {
+  /** Subtracted from the count in the denominator: 1 (default, as PyTorch) is unbiased, 0 is the population variance. */
+  correction?: number;
+  keepdim?: boolean;
+}
+
+export function variance(x: Tensor, axes?: Axes, opts: VarOptions = {}): Tensor {
+  const ax = normAxes('var', axes, x.rank);
+  const n = ax.reduce((p, a) => p * x.shape[a], 1);
+  const correction = opts.correction ?? 1;
+  const mu = mean(x, ax, true);
+  return mul(sum(square(sub(x, mu)), ax, opts.keepdim ?? false), 1 / Math.max(n - correction, 0));
+}
