@@ -1,6 +1,6 @@
 // safetensors: round trips for every dtype, byte-exact agreement with the reference writer, and a
 // parser that answers any input with either a result or a SafetensorsError naming file and tensor.
-import { mkdtempSync, readdirSync, readFileSync, rmSync } from 'node:fs';
+import { mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import fc from 'fast-check';
@@ -242,8 +242,6 @@ describe('parse errors name the file and the tensor', () => {
     const dir = mkdtempSync(join(tmpdir(), 'st-'));
     try {
       const path = join(dir, 'bad.safetensors');
-      await writeSafetensors(path, {}); // valid, then overwritten with garbage below
-      const { writeFileSync } = await import('node:fs');
       writeFileSync(path, new Uint8Array(3));
       await expect(readSafetensors(path)).rejects.toThrow(`${path}: file is 3 bytes`);
     } finally {
