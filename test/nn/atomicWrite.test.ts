@@ -128,7 +128,7 @@ describe('writeFileAtomic under SIGKILL', () => {
     const initial = new Uint8Array(BODY + 8);
     writeFileSync(target, initial); // version 0
     let last = 0;
-    for (let round = 0; round < 6; round++) {
+    for (let round = 0; round < 10; round++) {
       const delay = 10 + Math.floor(Math.random() * 150);
       await runChildAndKill(script, target, round % 2 === 0 ? 'sync' : 'async', delay);
       const v = versionOf(new Uint8Array(readFileSync(target)));
