@@ -67,7 +67,19 @@ export function backward(root: Tensor, grad?: Tensor, options: BackwardOptions =
   noGrad(() =>
     tidy(() => {
       const grads = new Map<Tensor, Tensor>();
-      grads.set(root, grad ?? onesLikeScalar(root));
+      // A backward may pass one gradient tensor to several inputs (add passes g to both), so a
+      // gradient is freed early only when no pending entry still refers to it.
+      const refs = new Map<Tensor, number>();
+      const hold = (g: Tensor): void => void refs.set(g, (refs.get(g) ?? 0) + 1);
+      const release = (g: Tensor): boolean => {
+        const n = (refs.get(g) ?? 1) - 1;
+        if (n > 0) refs.set(g, n);
+        else refs.delete(g);
+        return n <= 0;
+      };
+      const seed = grad ?? onesLikeScalar(root);
+      grads.set(root, seed);
+      hold(seed);
       for (let i = order.length - 1; i >= 0; i--) {
         const t = order[i];
         const g = grads.get(t);
@@ -75,6 +87,7 @@ export function backward(root: Tensor, grad?: Tensor, options: BackwardOptions =
         grads.delete(t);
         if (!t.node) {
           accumulateLeaf(t, g);
+          release(g);
           continue;
         }
         const inGrads = t.node.backward(g);
@@ -85,10 +98,17 @@ export function backward(root: Tensor, grad?: Tensor, options: BackwardOptions =
             throw new ShapeError(`backward of ${t.node!.op}`, `gradient ${fmtShape(gi.shape)} for input ${k} of shape ${fmtShape(inp.shape)}`);
           }
           const prev = grads.get(inp);
-          grads.set(inp, prev ? add(prev, gi) : gi);
+          if (prev) {
+            const summed = add(prev, gi);
+            if (release(prev) && prev !== grad) prev.dispose();
+            grads.set(inp, summed);
+            hold(summed);
+          } else {
+            grads.set(inp, gi);
+            hold(gi);
+          }
         });
-        // Free the consumed gradient early unless a backward passed it straight through.
-        if (g !== grad && !inGrads.includes(g)) g.dispose();
+        if (release(g) && g !== grad && !refs.has(g)) g.dispose();
       }
     }),
   );
