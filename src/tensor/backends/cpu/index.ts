@@ -6,6 +6,7 @@ import { arrayFor, bytesPerElement, type DType, type TypedArray } from '../../dt
 import { contiguousStrides, sizeOf } from '../../shape.js';
 import { fillNormal, fillUniform } from '../../random/philox.js';
 import { unaryFn, binaryFn } from './scalar.js';
+import { matmulInto } from './matmul.js';
 
 export class CpuStorage implements Storage {
   constructor(
@@ -164,25 +165,9 @@ export class CpuBackend implements Backend {
     const B = this.arr(b);
     const { m, n, k } = p;
     const out = arrayFor(a.dtype, sizeOf(p.batchShape) * m * n);
-    // Accumulate in f64 (JS numbers) and round once on store.
-    const acc = new Float64Array(n);
+    const acc = new Float64Array(4 * n);
     forEachStrided(p.batchShape, [p.aBatchStrides, p.bBatchStrides], (bi, o) => {
-      const ao = o[0];
-      const bo = o[1];
-      const oo = bi * m * n;
-      for (let i = 0; i < m; i++) {
-        acc.fill(0);
-        for (let kk = 0; kk < k; kk++) {
-          const av = p.transA ? A[ao + kk * m + i] : A[ao + i * k + kk];
-          if (av === 0) continue;
-          if (p.transB) for (let j = 0; j < n; j++) acc[j] += av * B[bo + j * k + kk];
-          else {
-            const row = bo + kk * n;
-            for (let j = 0; j < n; j++) acc[j] += av * B[row + j];
-          }
-        }
-        for (let j = 0; j < n; j++) out[oo + i * n + j] = acc[j];
-      }
+      matmulInto(A, o[0], B, o[1], out, bi * m * n, m, n, k, p.transA, p.transB, acc);
     });
     return this.wrap(a.dtype, out);
   }
