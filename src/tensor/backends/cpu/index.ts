@@ -125,7 +125,14 @@ export class CpuBackend implements Backend {
     const B = this.arr(b);
     const out = arrayFor(a.dtype, sizeOf(outShape));
     const f = binaryFn(op);
-    forEachStrided(outShape, [aStrides, bStrides], (i, o) => {
+    const dense = contiguousStrides(outShape);
+    const isDense = (s: readonly number[]): boolean => s.every((v, i) => v === dense[i] || outShape[i] === 1);
+    const isScalar = (s: readonly number[]): boolean => s.every((v) => v === 0);
+    // Fast paths for the common layouts; the strided walk handles the rest.
+    if (isDense(aStrides) && isDense(bStrides)) for (let i = 0; i < out.length; i++) out[i] = f(A[i], B[i]);
+    else if (isDense(aStrides) && isScalar(bStrides)) for (let i = 0, b0 = B[0]; i < out.length; i++) out[i] = f(A[i], b0);
+    else if (isScalar(aStrides) && isDense(bStrides)) for (let i = 0, a0 = A[0]; i < out.length; i++) out[i] = f(a0, B[i]);
+    else forEachStrided(outShape, [aStrides, bStrides], (i, o) => {
       out[i] = f(A[o[0]], B[o[1]]);
     });
     if (a.dtype === 'i32' && (op === 'div' || op === 'pow')) for (let i = 0; i < out.length; i++) out[i] = Math.trunc(out[i]);
