@@ -24,6 +24,11 @@ export function defaultGenerator(): Generator {
   return generator;
 }
 
+/** Replaces the default generator (e.g. with one restored from a checkpoint). */
+export function setDefaultGenerator(g: Generator): void {
+  generator = g;
+}
+
 /** Reseeds the default generator (like torch.manual_seed). */
 export function manualSeed(seed: number | bigint): void {
   generator = new Generator(seed);

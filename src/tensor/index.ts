@@ -6,7 +6,7 @@ export { Tensor, liveTensorCount, type NestedArray, type GradNode } from './tens
 export type { DType, TypedArray } from './dtype.js';
 export type { Backend, Storage, MemoryStats, UnaryOp, BinaryOp, ReduceOp, MatmulParams, AdamWParams } from './backend.js';
 export { ShapeError, broadcastShapes, sizeOf, type Shape } from './shape.js';
-export { cpu, getBackend, setBackend, manualSeed, defaultGenerator } from './engine.js';
+export { cpu, getBackend, setBackend, manualSeed, defaultGenerator, setDefaultGenerator } from './engine.js';
 export { CpuBackend } from './backends/cpu/index.js';
 export { tidy, keep, scopeDepth } from './scope.js';
 export { backward, noGrad, isGradEnabled, valueAndGrad, defineOp, record, type OpDefinition, type OpContext, type BackwardOptions } from './autograd.js';
