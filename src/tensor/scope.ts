@@ -53,31 +53,58 @@ function withGraph(roots: Set<Tensor>): Set<Tensor> {
   return out;
 }
 
+/** An open scope made by openScope; close it with closeScope. */
+export interface ScopeHandle {
+  readonly tensors: Set<Tensor>;
+}
+
+/**
+ * Opens a scope by hand, for async code that tidy cannot wrap (a training step that awaits a
+ * readback). Every tensor created until closeScope is tracked in it. Scopes are process-wide:
+ * do not interleave unrelated async tensor work with an open scope.
+ */
+export function openScope(): ScopeHandle {
+  const tensors = new Set<Tensor>();
+  stack.push(tensors);
+  return { tensors };
+}
+
+/**
+ * Closes the innermost scope: frees every tensor created in it except those in `result` (tensors
+ * anywhere in arrays, Maps or plain objects), kept ones, and what their graphs need; those move
+ * to the enclosing scope.
+ */
+export function closeScope(handle: ScopeHandle, result?: unknown): void {
+  if (stack[stack.length - 1] !== handle.tensors) throw new Error('closeScope: scopes must be closed innermost first');
+  stack.pop();
+  const returned = new Set<Tensor>();
+  collect(result, returned, new Set());
+  const survivors = withGraph(returned);
+  for (const t of handle.tensors) {
+    if (survivors.has(t)) trackTensor(t);
+    else t.dispose();
+  }
+}
+
 /**
  * Runs fn and frees every tensor it created except what it returns (tensors anywhere in arrays,
  * Maps or plain objects), what was kept, and what their autodiff graphs need; those move to the
- * enclosing scope. fn must be synchronous: an async fn would escape the scope.
+ * enclosing scope. fn must be synchronous: an async fn would escape the scope (use openScope).
  */
 export function tidy<T>(fn: () => T): T {
-  const scope = new Set<Tensor>();
-  stack.push(scope);
+  const handle = openScope();
   let result: T;
   try {
     result = fn();
   } catch (e) {
-    stack.pop();
-    for (const t of scope) t.dispose();
+    closeScope(handle);
     throw e;
   }
-  stack.pop();
-  if (result instanceof Promise) throw new Error('tidy: the function returned a Promise; scopes only work with synchronous functions');
-  const returned = new Set<Tensor>();
-  collect(result, returned, new Set());
-  const survivors = withGraph(returned);
-  for (const t of scope) {
-    if (survivors.has(t)) trackTensor(t);
-    else t.dispose();
+  if (result instanceof Promise) {
+    closeScope(handle);
+    throw new Error('tidy: the function returned a Promise; scopes only work with synchronous functions (use openScope/closeScope)');
   }
+  closeScope(handle, result);
   return result;
 }
 

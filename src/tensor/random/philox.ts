@@ -275,6 +275,12 @@ export class Generator {
     return base;
   }
 
+  /** Moves to a stream position (a resumed run continues from its saved offset). */
+  seek(offset: number): void {
+    checkRange('Generator.seek', offset, 0);
+    this.position = offset;
+  }
+
   state(): GeneratorState {
     return { seed: this.seed.toString(), offset: this.position };
   }
