@@ -1,0 +1,85 @@
+// Fused softmax / log-softmax over the last axis of a contiguous [rows, cols] view, forward and
+// backward, one workgroup per row. The forward finds max and sum of exp in a single online pass.
+//
+// Dispatch geometry: one 64-invocation workgroup per row, rows over x then y (rowGrid).
+
+import { packUniforms, type Launch } from './kernel.js';
+import { LOWEST_F32, ROW_INDEX_WGSL, ROW_REDUCE_WGSL, rowGrid } from './rows.js';
+
+// Quiet NaN bits, passed as a uniform: a NaN constant in WGSL source is a compile error.
+const NAN_BITS = 0x7fc00000;
+
+const SOFTMAX_WGSL = /* wgsl */ `
+struct Uniforms { rows: u32, cols: u32, log: u32, nanBits: u32 }
+@group(0) @binding(0) var<uniform> u: Uniforms;
+@group(0) @binding(1) var<storage, read> x: array<f32>;
+@group(0) @binding(2) var<storage, read_write> out: array<f32>;
+${ROW_REDUCE_WGSL}
+@compute @workgroup_size(WG)
+fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>,
+        @builtin(local_invocation_index) lid: u32) {
+  let row = ${ROW_INDEX_WGSL};
+  if (row >= u.rows) { return; } // uniform across the workgroup
+  let base = row * u.cols;
+  var ms = vec2<f32>(${LOWEST_F32}, 0.0);
+  for (var c = lid; c < u.cols; c = c + WG) { ms = onlineMaxSum(ms, x[base + c]); }
+  ms = workgroupMaxSum(ms, lid);
+  let lse = ms.x + log(ms.y);
+  // A row of only -inf has sum 0. The CPU then takes max = 0 and gets lse = -inf and NaN outputs;
+  // write those NaNs explicitly rather than trust f32 inf arithmetic.
+  let allMasked = ms.y == 0.0;
+  for (var c = lid; c < u.cols; c = c + WG) {
+    let v = x[base + c];
+    var y = select(exp(v - lse), v - lse, u.log != 0u);
+    if (allMasked) { y = bitcast<f32>(u.nanBits); }
+    out[base + c] = y;
+  }
+}
+`;
+
+const SOFTMAX_BACKWARD_WGSL = /* wgsl */ `
+struct Uniforms { rows: u32, cols: u32, log: u32, pad: u32 }
+@group(0) @binding(0) var<uniform> u: Uniforms;
+@group(0) @binding(1) var<storage, read> y: array<f32>;
+@group(0) @binding(2) var<storage, read> dy: array<f32>;
+@group(0) @binding(3) var<storage, read_write> dx: array<f32>;
+${ROW_REDUCE_WGSL}
+// softmax: dx = y * (dy - sum(dy * y)); log-softmax: dx = dy - exp(y) * sum(dy).
+@compute @workgroup_size(WG)
+fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>,
+        @builtin(local_invocation_index) lid: u32) {
+  let row = ${ROW_INDEX_WGSL};
+  if (row >= u.rows) { return; }
+  let base = row * u.cols;
+  let isLog = u.log != 0u;
+  var dot = 0.0;
+  for (var c = lid; c < u.cols; c = c + WG) {
+    let g = dy[base + c];
+    dot = dot + select(g * y[base + c], g, isLog);
+  }
+  dot = workgroupSum2(vec2<f32>(dot, 0.0), lid).x;
+  for (var c = lid; c < u.cols; c = c + WG) {
+    let g = dy[base + c];
+    let v = y[base + c];
+    dx[base + c] = select(v * (g - dot), g - exp(v) * dot, isLog);
+  }
+}
+`;
+
+/** (log-)softmax of each row; storage [x: read, out: read_write]. */
+export function softmaxLaunch(rows: number, cols: number, log: boolean): Launch {
+  return {
+    kernel: { name: 'softmax', code: SOFTMAX_WGSL, storage: ['read', 'read_write'] },
+    uniforms: packUniforms([['u32', rows], ['u32', cols], ['u32', log ? 1 : 0], ['u32', NAN_BITS]]),
+    workgroups: rowGrid(rows),
+  };
+}
+
+/** dx from y = (log-)softmax(x) and dy; storage [y: read, dy: read, dx: read_write]. */
+export function softmaxBackwardLaunch(rows: number, cols: number, log: boolean): Launch {
+  return {
+    kernel: { name: 'softmaxBackward', code: SOFTMAX_BACKWARD_WGSL, storage: ['read', 'read', 'read_write'] },
+    uniforms: packUniforms([['u32', rows], ['u32', cols], ['u32', log ? 1 : 0], ['u32', 0]]),
+    workgroups: rowGrid(rows),
+  };
+}

@@ -1,0 +1,61 @@
+// indexSelect and indexAdd kernels agree with the CPU backend over random [outer, dim, inner] views
+// and index lists with repeats; indexAdd is exact on integer-valued inputs (order cannot matter).
+
+import fc from 'fast-check';
+import { afterAll, describe, it } from 'vitest';
+import { indexAddLaunch, indexSelectLaunch } from '../../src/shaders/embedding.js';
+import { CpuBackend } from '../../src/tensor/backends/cpu/index.js';
+import { expectClose, nanFilled, openHarness, seededFloats } from '../helpers/kernelHarness.js';
+
+const h = await openHarness('embedding WGSL tests');
+afterAll(() => h?.destroy());
+const cpu = new CpuBackend();
+
+interface Case { outer: number; dim: number; inner: number; nIdx: number; seed: number }
+
+const caseArb: fc.Arbitrary<Case> = fc.record({
+  outer: fc.integer({ min: 1, max: 3 }),
+  dim: fc.oneof(fc.constant(1), fc.integer({ min: 1, max: 40 })),
+  inner: fc.oneof(fc.constant(1), fc.integer({ min: 1, max: 70 })),
+  nIdx: fc.oneof(fc.constant(1), fc.integer({ min: 1, max: 50 })),
+  seed: fc.integer({ min: 0, max: 2 ** 31 - 1 }),
+});
+
+function indices(c: Case): Int32Array {
+  return Int32Array.from(seededFloats(c.nIdx, c.seed), (u) => Math.floor(((u + 1) / 2) * c.dim) % c.dim);
+}
+
+async function checkSelect(c: Case): Promise<void> {
+  const x = seededFloats(c.outer * c.dim * c.inner, c.seed + 1);
+  const idx = indices(c);
+  const [, , out] = await h!.run(indexSelectLaunch(c.outer, c.dim, c.inner, c.nIdx), [x, idx, nanFilled(c.outer * c.nIdx * c.inner)]);
+  const want = cpu.readSync(cpu.indexSelect(cpu.upload('f32', x), cpu.upload('i32', idx), c.outer, c.dim, c.inner));
+  expectClose(`indexSelect ${JSON.stringify(c)}`, out!, want, () => 0); // a copy: exact
+}
+
+async function checkAdd(c: Case, integerValued: boolean): Promise<void> {
+  const raw = seededFloats(c.outer * c.nIdx * c.inner, c.seed + 2, integerValued ? 50 : 1);
+  const src = integerValued ? raw.map(Math.round) : raw;
+  const idx = indices(c);
+  const [, , out] = await h!.run(indexAddLaunch(c.outer, c.dim, c.inner, c.nIdx), [src, idx, nanFilled(c.outer * c.dim * c.inner)]);
+  const want = cpu.readSync(cpu.indexAdd(cpu.upload('f32', src), cpu.upload('i32', idx), c.outer, c.dim, c.inner));
+  // Same summation order as the CPU (index order) in f32 vs the CPU's f32 stores: within a few ulps.
+  expectClose(`indexAdd ${JSON.stringify(c)}`, out!, want, (w) => (integerValued ? 0 : 1e-6 * (1 + Math.abs(w))));
+}
+
+describe.skipIf(!h)('embedding WGSL', () => {
+  it('indexSelect gathers exactly what the CPU gathers', async () => {
+    await fc.assert(fc.asyncProperty(caseArb, checkSelect), { numRuns: 25 });
+  });
+
+  it('indexAdd scatter-adds like the CPU (exact on integer values), writing every output', async () => {
+    await fc.assert(fc.asyncProperty(caseArb, fc.boolean(), checkAdd), { numRuns: 25 });
+  });
+
+  it('more than 65535 workgroups of output (flat index over x and y)', async () => {
+    // 2 * 256 * 33000 and 3 * 256 * 23000 outputs: 66000 and 69000 workgroups of 256.
+    const c = { outer: 1, dim: 3, nIdx: 2, seed: 4 };
+    await checkSelect({ ...c, inner: 256 * 33000 });
+    await checkAdd({ ...c, inner: 256 * 23000 }, true);
+  });
+});

@@ -1,0 +1,69 @@
+// layerNorm kernels agree with the CPU backend: y, mean and rstd forward; dx, dgamma and dbeta
+// backward, over random [rows, cols] including 1 x 1, cols = 4099 and rows past 65535.
+
+import fc from 'fast-check';
+import { afterAll, describe, it } from 'vitest';
+import { layerNormBackwardLaunches, layerNormLaunch } from '../../src/shaders/layernorm.js';
+import { CpuBackend } from '../../src/tensor/backends/cpu/index.js';
+import { expectClose, maxAbs, nanFilled, openHarness, seededFloats } from '../helpers/kernelHarness.js';
+
+const h = await openHarness('layerNorm WGSL tests');
+afterAll(() => h?.destroy());
+const cpu = new CpuBackend();
+
+interface Case { rows: number; cols: number; seed: number; offset: number }
+
+const caseArb: fc.Arbitrary<Case> = fc.record({
+  rows: fc.oneof(fc.constant(1), fc.integer({ min: 1, max: 9 })),
+  cols: fc.oneof(fc.constant(1), fc.integer({ min: 1, max: 70 }), fc.integer({ min: 64, max: 300 }), fc.constant(4099)),
+  seed: fc.integer({ min: 0, max: 2 ** 31 - 1 }),
+  // A shared offset in each row tests that the two-pass variance does not cancel.
+  offset: fc.constantFrom(0, 3, 100),
+});
+
+async function check(c: Case): Promise<void> {
+  const { rows, cols } = c;
+  const x = seededFloats(rows * cols, c.seed, 2).map((v) => v + c.offset);
+  const gamma = seededFloats(cols, c.seed + 1, 1.5);
+  const beta = seededFloats(cols, c.seed + 2);
+  const dy = seededFloats(rows * cols, c.seed + 3);
+  const eps = 1e-5;
+
+  const fwd = await h!.run(layerNormLaunch(rows, cols, eps), [x, gamma, beta, nanFilled(rows * cols), nanFilled(rows), nanFilled(rows)]);
+  const ref = cpu.layerNorm(cpu.upload('f32', x), cpu.upload('f32', gamma), cpu.upload('f32', beta), rows, cols, eps);
+  const what = `layerNorm ${JSON.stringify(c)}`;
+  // mean: f32 sum of cols terms; rstd: relative; y = xhat * gamma + beta with |xhat| <= sqrt(cols).
+  const scale = Math.abs(c.offset) + 2;
+  expectClose(`${what} mean`, fwd[4]!, cpu.readSync(ref.mean), () => 1e-6 * scale * (1 + Math.sqrt(cols)));
+  expectClose(`${what} rstd`, fwd[5]!, cpu.readSync(ref.rstd), (w) => 1e-5 * Math.abs(w) * (1 + scale / 2));
+  expectClose(`${what} y`, fwd[3]!, cpu.readSync(ref.y), (w) => 1e-5 * (1 + Math.abs(w)) * (1 + scale / 2));
+
+  // Backward from the CPU's saved statistics, so it is tested on its own.
+  const mean = cpu.readSync(ref.mean) as Float32Array;
+  const rstd = cpu.readSync(ref.rstd) as Float32Array;
+  const launches = layerNormBackwardLaunches(rows, cols);
+  const out = await h!.runSteps(
+    [
+      { launch: launches.dx, bind: ['dy', 'x', 'gamma', 'mean', 'rstd', 'dx'] },
+      { launch: launches.params, bind: ['dy', 'x', 'mean', 'rstd', 'dgamma', 'dbeta'] },
+    ],
+    { dy, x, gamma, mean, rstd, dx: nanFilled(rows * cols), dgamma: nanFilled(cols), dbeta: nanFilled(cols) },
+  );
+  const d = cpu.layerNormBackward(cpu.upload('f32', dy), cpu.upload('f32', x), cpu.upload('f32', gamma),
+    cpu.upload('f32', mean), cpu.upload('f32', rstd), rows, cols);
+  // dx mixes row sums of cols terms, each up to |gamma| * sqrt(cols) in size, times rstd.
+  const dxTol = 2e-6 * maxAbs(rstd) * (1 + cols) * (1 + scale / 2);
+  expectClose(`${what} dx`, out.dx!, cpu.readSync(d.dx), () => dxTol);
+  expectClose(`${what} dgamma`, out.dgamma!, cpu.readSync(d.dgamma), () => 1e-5 * rows * (1 + scale / 2));
+  expectClose(`${what} dbeta`, out.dbeta!, cpu.readSync(d.dbeta), () => 1e-6 * rows);
+}
+
+describe.skipIf(!h)('layerNorm WGSL', () => {
+  it('forward and backward match the CPU on random shapes', async () => {
+    await fc.assert(fc.asyncProperty(caseArb, check), { numRuns: 25 });
+  });
+
+  it('70000 rows of 3 columns (rows spill into workgroup y)', async () => {
+    await check({ rows: 70000, cols: 3, seed: 5, offset: 1 });
+  });
+});

@@ -1,0 +1,72 @@
+// softmax / log-softmax kernels agree with the CPU backend, forward and backward, over random
+// [rows, cols] including cols = 1, cols = 4099, rows past 65535, and rows holding -inf.
+
+import fc from 'fast-check';
+import { afterAll, describe, expect, it } from 'vitest';
+import { softmaxBackwardLaunch, softmaxLaunch } from '../../src/shaders/softmax.js';
+import { CpuBackend } from '../../src/tensor/backends/cpu/index.js';
+import { expectClose, nanFilled, openHarness, seededFloats } from '../helpers/kernelHarness.js';
+
+const h = await openHarness('softmax WGSL tests');
+afterAll(() => h?.destroy());
+const cpu = new CpuBackend();
+
+interface Case { rows: number; cols: number; log: boolean; seed: number; masked: boolean }
+
+const caseArb: fc.Arbitrary<Case> = fc.record({
+  rows: fc.oneof(fc.constant(1), fc.integer({ min: 1, max: 9 })),
+  cols: fc.oneof(fc.constant(1), fc.integer({ min: 1, max: 70 }), fc.integer({ min: 64, max: 300 }), fc.constant(4099)),
+  log: fc.boolean(),
+  seed: fc.integer({ min: 0, max: 2 ** 31 - 1 }),
+  masked: fc.boolean(),
+});
+
+/** Inputs in [-10, 10); when masked, every third element is -inf and row 0 is -inf throughout. */
+function inputs(c: Case): Float32Array {
+  const x = seededFloats(c.rows * c.cols, c.seed, 10);
+  if (c.masked) {
+    for (let i = 0; i < x.length; i += 3) x[i] = -Infinity;
+    x.fill(-Infinity, 0, c.cols);
+  }
+  return x;
+}
+
+// softmax values are <= 1 and carry f32 rounding of x - lse (|x - lse| <= ~30 here): 2e-6
+// absolute. log-softmax values are x - lse themselves: 1e-6 relative to 1 + |value|.
+const forwardTol = (log: boolean) => (w: number) => (log ? 1e-6 * (1 + Math.abs(w)) : 2e-6);
+
+async function checkForward(c: Case): Promise<void> {
+  const x = inputs(c);
+  const [, out] = await h!.run(softmaxLaunch(c.rows, c.cols, c.log), [x, nanFilled(x.length)]);
+  const want = cpu.readSync(cpu.softmax(cpu.upload('f32', x), c.rows, c.cols, c.log));
+  expectClose(`softmax ${JSON.stringify(c)}`, out!, want, forwardTol(c.log));
+}
+
+async function checkBackward(c: Case): Promise<void> {
+  const x = seededFloats(c.rows * c.cols, c.seed, 5);
+  const y = cpu.readSync(cpu.softmax(cpu.upload('f32', x), c.rows, c.cols, c.log)) as Float32Array;
+  const dy = seededFloats(x.length, c.seed + 7);
+  const [, , dx] = await h!.run(softmaxBackwardLaunch(c.rows, c.cols, c.log), [y, dy, nanFilled(x.length)]);
+  const want = cpu.readSync(cpu.softmaxBackward(cpu.upload('f32', y), cpu.upload('f32', dy), c.rows, c.cols, c.log));
+  // The row sum of cols terms (|dy| <= 1) is rounded in f32: allow 1e-6 * (1 + sqrt(cols)).
+  const tol = 1e-6 * (1 + Math.sqrt(c.cols));
+  expectClose(`softmaxBackward ${JSON.stringify(c)}`, dx!, want, () => tol);
+}
+
+describe.skipIf(!h)('softmax WGSL', () => {
+  it('forward matches the CPU (fully -inf rows give NaN like the CPU, partly -inf rows are finite)', async () => {
+    await fc.assert(fc.asyncProperty(caseArb, checkForward), { numRuns: 25 });
+  });
+
+  it('backward matches the CPU for softmax and log-softmax', async () => {
+    await fc.assert(fc.asyncProperty(caseArb, checkBackward), { numRuns: 25 });
+  });
+
+  it('70000 rows of 3 columns (rows spill into workgroup y), both directions', async () => {
+    for (const log of [false, true]) {
+      await checkForward({ rows: 70000, cols: 3, log, seed: 3, masked: false });
+      await checkBackward({ rows: 70000, cols: 3, log, seed: 4, masked: false });
+    }
+    expect(h!.pipelineCount()).toBe(2); // one pipeline each way, for every shape and both modes
+  });
+});
