@@ -87,12 +87,18 @@ export function backward(root: Tensor, grad?: Tensor, options: BackwardOptions =
           const prev = grads.get(inp);
           grads.set(inp, prev ? add(prev, gi) : gi);
         });
-        // Free the consumed gradient early unless a backward passed it straight through.
-        if (g !== grad && !inGrads.includes(g)) g.dispose();
+        // Free the consumed gradient early unless a backward passed it straight through or it is
+        // still pending for another tensor (add's backward hands the same g to both inputs).
+        if (g !== grad && !inGrads.includes(g) && !pending(grads, g)) g.dispose();
       }
     }),
   );
   if (!options.retainGraph) for (const t of order) t.node = null;
+}
+
+function pending(grads: Map<Tensor, Tensor>, g: Tensor): boolean {
+  for (const v of grads.values()) if (v === g) return true;
+  return false;
 }
 
 function accumulateLeaf(t: Tensor, g: Tensor): void {
