@@ -163,4 +163,36 @@ describe('GPT', () => {
     );
     m.dispose();
   });
+
+  it('backpropagates the finite-difference gradient to every parameter, the tied wte included (f64)', () => {
+    const m = new GPT({ ...tiny, dModel: 4, nLayers: 1 }, { dtype: 'f64', generator: new Generator(10) });
+    const x = ids([[1, 2, 3, 4], [5, 6, 7, 8]]);
+    // The padded position's target is ignored, as in training on padded batches.
+    const y = ids([[2, 3, 4, 5], [-100, 7, 8, 9]]);
+    const mask = tensor([[1, 1, 1, 1], [0, 1, 1, 1]], undefined, { dtype: 'f64' });
+    const loss = () => crossEntropy(m.forward(x, { attentionMask: mask }).logits, y);
+    tidy(() => loss().backward());
+    const evalLoss = () => tidy(() => noGrad(() => loss().itemSync()));
+    const eps = 1e-6;
+    for (const [name, p] of m.namedParameters()) {
+      const grad = p.grad!.dataSync();
+      const data = Float64Array.from(p.dataSync());
+      for (const j of [0, Math.floor(data.length / 3), data.length - 1]) {
+        const at = (v: number) => {
+          data[j] = v;
+          tidy(() => m.assign(name, tensor(data, p.shape, { dtype: 'f64' })));
+        };
+        const orig = data[j];
+        at(orig + eps);
+        const fp = evalLoss();
+        at(orig - eps);
+        const fm = evalLoss();
+        at(orig);
+        const numeric = (fp - fm) / (2 * eps);
+        expect(Math.abs(grad[j] - numeric), `${name}[${j}]: analytic ${grad[j]} numeric ${numeric}`).toBeLessThan(1e-7 + 1e-5 * Math.abs(numeric));
+      }
+    }
+    m.dispose();
+    for (const t of [x, y, mask]) t.dispose();
+  });
 });
