@@ -1,0 +1,147 @@
+// A GPT-2-style causal language model: learned positions, pre-LayerNorm blocks, tied input and
+// output embeddings, and Hugging Face GPT-2 parameter names so its checkpoints load as they are.
+
+import { arange } from '../tensor/ops/creation.js';
+import { add } from '../tensor/ops/elementwise.js';
+import { embedding } from '../tensor/ops/indexing.js';
+import { matmulT } from '../tensor/ops/matmul.js';
+import { reshape } from '../tensor/ops/movement.js';
+import { fmtShape, ShapeError } from '../tensor/shape.js';
+import type { Tensor } from '../tensor/tensor.js';
+import type { Generator } from '../tensor/random/philox.js';
+import { KVCache, MultiHeadSelfAttention } from './attention.js';
+import { Dropout, Embedding, GELU, LayerNorm, Linear } from './layers.js';
+import { Module, ModuleList, type ModuleOptions } from './module.js';
+
+export interface GPTConfig {
+  vocabSize: number;
+  contextLength: number;
+  dModel: number;
+  nLayers: number;
+  nHeads: number;
+  /** Dropout on embeddings and residual branches (GPT-2's embd_pdrop / resid_pdrop). */
+  dropout: number;
+}
+
+export interface GPTOptions extends ModuleOptions {
+  /** Generator for dropout masks (default: the engine's default generator at call time). */
+  dropoutGenerator?: Generator;
+}
+
+export interface GPTForwardOptions {
+  /** [B, T], 1 for real tokens and 0 for padding; with a cache, the mask of the new positions only (the cache keeps the rest). */
+  attentionMask?: Tensor;
+  /** i32 [T] or [B, T]; default past, past + 1, ... (past = the cache length, or 0). */
+  positionIds?: Tensor;
+  kvCache?: KVCache;
+  /** Also return the final hidden states (after ln_f, the LM head's input). */
+  returnHidden?: boolean;
+}
+
+export interface GPTOutput {
+  /** [B, T, V] */
+  logits: Tensor;
+  /** [B, T, d], when asked for. */
+  hidden?: Tensor;
+}
+
+class MLP extends Module {
+  readonly c_fc: Linear;
+  readonly c_proj: Linear;
+  private readonly act = new GELU('tanh');
+
+  constructor(d: number, std: number, projStd: number, opts: ModuleOptions) {
+    super();
+    this.c_fc = this.module('c_fc', new Linear(d, 4 * d, { ...opts, layout: 'conv1d', init: { kind: 'normal', std } }));
+    this.c_proj = this.module('c_proj', new Linear(4 * d, d, { ...opts, layout: 'conv1d', init: { kind: 'normal', std: projStd } }));
+  }
+
+  forward(x: Tensor): Tensor {
+    return this.c_proj.forward(this.act.forward(this.c_fc.forward(x)));
+  }
+}
+
+/** x + attn(ln_1(x)), then x + mlp(ln_2(x)), each branch followed by dropout. */
+export class GPTBlock extends Module {
+  readonly ln_1: LayerNorm;
+  readonly attn: MultiHeadSelfAttention;
+  readonly ln_2: LayerNorm;
+  readonly mlp: MLP;
+  private readonly drop1: Dropout;
+  private readonly drop2: Dropout;
+
+  constructor(config: GPTConfig, opts: GPTOptions) {
+    super();
+    const std = 0.02;
+    // GPT-2 scales the residual projections so the residual stream's variance does not grow with depth.
+    const projStd = std / Math.sqrt(2 * config.nLayers);
+    this.ln_1 = this.module('ln_1', new LayerNorm(config.dModel, opts));
+    this.attn = this.module('attn', new MultiHeadSelfAttention(config.dModel, config.nHeads, {
+      ...opts, causal: true, naming: 'gpt2', inInit: { kind: 'normal', std }, outInit: { kind: 'normal', std: projStd },
+    }));
+    this.ln_2 = this.module('ln_2', new LayerNorm(config.dModel, opts));
+    this.mlp = this.module('mlp', new MLP(config.dModel, std, projStd, opts));
+    this.drop1 = this.module('drop1', new Dropout(config.dropout, opts.dropoutGenerator));
+    this.drop2 = this.module('drop2', new Dropout(config.dropout, opts.dropoutGenerator));
+  }
+
+  forward(x: Tensor, keyMask: Tensor | undefined, cache: KVCache | undefined, layer: number): Tensor {
+    const a = add(x, this.drop1.forward(this.attn.forward(this.ln_1.forward(x), { keyMask, cache, layer })));
+    return add(a, this.drop2.forward(this.mlp.forward(this.ln_2.forward(a))));
+  }
+}
+
+class Transformer extends Module {
+  readonly wte: Embedding;
+  readonly wpe: Embedding;
+  readonly drop: Dropout;
+  readonly h: ModuleList<GPTBlock>;
+  readonly ln_f: LayerNorm;
+
+  constructor(config: GPTConfig, opts: GPTOptions) {
+    super();
+    this.wte = this.module('wte', new Embedding(config.vocabSize, config.dModel, { ...opts, std: 0.02 }));
+    this.wpe = this.module('wpe', new Embedding(config.contextLength, config.dModel, { ...opts, std: 0.02 }));
+    this.drop = this.module('drop', new Dropout(config.dropout, opts.dropoutGenerator));
+    this.h = this.module('h', new ModuleList(Array.from({ length: config.nLayers }, () => new GPTBlock(config, opts))));
+    this.ln_f = this.module('ln_f', new LayerNorm(config.dModel, opts));
+  }
+}
+
+export class GPT extends Module {
+  readonly transformer: Transformer;
+
+  constructor(readonly config: GPTConfig, opts: GPTOptions = {}) {
+    super();
+    if (config.dModel % config.nHeads !== 0) throw new Error(`GPT: dModel ${config.dModel} is not divisible by nHeads ${config.nHeads}`);
+    this.transformer = this.module('transformer', new Transformer(config, opts));
+  }
+
+  /** A fresh cache for this model's layers (for generation). */
+  newCache(): KVCache {
+    return new KVCache(this.config.nLayers);
+  }
+
+  forward(ids: Tensor, opts: GPTForwardOptions = {}): GPTOutput {
+    if (ids.rank !== 2 || ids.dtype !== 'i32') throw new ShapeError('GPT', `ids must be i32 [B, T], got ${ids.label()}`);
+    const [B, T] = ids.shape;
+    const { wte, wpe, drop, h, ln_f } = this.transformer;
+    const cache = opts.kvCache;
+    const past = cache?.length ?? 0;
+    if (past + T > this.config.contextLength) {
+      throw new ShapeError('GPT', `${past} cached + ${T} new positions exceed the context length ${this.config.contextLength}`);
+    }
+    let keyMask = opts.attentionMask;
+    if (keyMask && !cache && (keyMask.rank !== 2 || keyMask.shape[0] !== B || keyMask.shape[1] !== T)) {
+      throw new ShapeError('GPT', `attentionMask ${fmtShape(keyMask.shape)} must be [${B}, ${T}]`);
+    }
+    if (cache) keyMask = cache.extendMask(keyMask, B, T);
+    const pos = opts.positionIds ?? arange(past, past + T, 1, { dtype: 'i32', backend: ids.backend });
+    let x = drop.forward(add(wte.forward(ids), embedding(wpe.weight, pos)));
+    for (let i = 0; i < h.length; i++) x = h.at(i).forward(x, keyMask, cache, i);
+    const hidden = ln_f.forward(x);
+    // Tied head: logits = hidden · wteᵀ, reading wte transposed in the kernel (no copy).
+    const logits = reshape(matmulT(reshape(hidden, [B * T, this.config.dModel]), wte.weight, false, true), [B, T, this.config.vocabSize]);
+    return opts.returnHidden ? { logits, hidden } : { logits };
+  }
+}

@@ -1,0 +1,86 @@
+// Spectral normalization of a Linear layer, as torch.nn.utils.spectral_norm: the weight is
+// divided by an estimate of its largest singular value, kept by one power iteration per training
+// forward, which bounds the layer's Lipschitz constant (the GAN critics rely on it).
+
+import { noGrad } from '../tensor/autograd.js';
+import { div, maximum, mul, sqrt, square } from '../tensor/ops/elementwise.js';
+import { matmulT } from '../tensor/ops/matmul.js';
+import { clone, reshape } from '../tensor/ops/movement.js';
+import { sum } from '../tensor/ops/reduce.js';
+import { tidy } from '../tensor/scope.js';
+import type { Tensor } from '../tensor/tensor.js';
+import * as init from './init.js';
+import { linear } from './layers.js';
+import { copyInto, Module, type ModuleOptions } from './module.js';
+
+export interface SpectralNormLinearOptions extends ModuleOptions {
+  bias?: boolean;
+  /** Default Xavier uniform (biases zero). */
+  init?: init.WeightInit;
+  /** Power iterations per training forward (default 1). */
+  nPowerIterations?: number;
+  /** Floor of the norms in the normalizations (default 1e-12). */
+  eps?: number;
+}
+
+/** x / max(‖x‖, eps), as torch.nn.functional.normalize. */
+function normalize(x: Tensor, eps: number): Tensor {
+  return div(x, maximum(sqrt(sum(square(x))), eps));
+}
+
+/** y = x (W/σ)ᵀ + b with W = weight_orig [out, in]; buffers weight_u [out] and weight_v [in]. */
+export class SpectralNormLinear extends Module {
+  readonly weight_orig: Tensor;
+  readonly bias: Tensor | null;
+  readonly weight_u: Tensor;
+  readonly weight_v: Tensor;
+  readonly eps: number;
+  readonly nPowerIterations: number;
+
+  constructor(readonly inFeatures: number, readonly outFeatures: number, opts: SpectralNormLinearOptions = {}) {
+    super();
+    this.eps = opts.eps ?? 1e-12;
+    this.nPowerIterations = opts.nPowerIterations ?? 1;
+    this.weight_orig = this.param('weight_orig', init.weight([outFeatures, inFeatures], opts.init ?? { kind: 'xavierUniform' }, inFeatures, opts));
+    this.bias = opts.bias === false ? null : this.param('bias', init.zeros([outFeatures], opts));
+    const eps = this.eps;
+    this.weight_u = this.buffer('weight_u', tidy(() => normalize(init.normal([outFeatures], 1, opts), eps)));
+    this.weight_v = this.buffer('weight_v', tidy(() => normalize(init.normal([inFeatures], 1, opts), eps)));
+  }
+
+  /** v ← normalize(Wᵀu), u ← normalize(W v), in place, without gradient. */
+  powerIteration(): void {
+    noGrad(() =>
+      tidy(() => {
+        const [o, i] = [this.outFeatures, this.inFeatures];
+        for (let n = 0; n < this.nPowerIterations; n++) {
+          const v = normalize(matmulT(this.weight_orig, reshape(this.weight_u, [o, 1]), true, false), this.eps);
+          copyInto(this.weight_v, reshape(v, [i]));
+          const u = normalize(matmulT(this.weight_orig, reshape(this.weight_v, [i, 1])), this.eps);
+          copyInto(this.weight_u, reshape(u, [o]));
+        }
+      }),
+    );
+  }
+
+  /**
+   * σ = uᵀ W v with the stored u, v as constants, so its gradient flows into W only. They are
+   * copied first (as PyTorch clones them): a later training forward updates the buffers in place
+   * and must not change what this forward's backward sees.
+   */
+  sigma(): Tensor {
+    const u = clone(reshape(this.weight_u, [this.outFeatures, 1]));
+    const v = clone(reshape(this.weight_v, [this.inFeatures, 1]));
+    return sum(mul(u, matmulT(this.weight_orig, v)));
+  }
+
+  /** W/σ, after a power iteration in training mode. */
+  weight(): Tensor {
+    if (this.training) this.powerIteration();
+    return div(this.weight_orig, this.sigma());
+  }
+
+  forward(x: Tensor): Tensor {
+    return linear(x, this.weight(), this.bias, 'torch');
+  }
+}
