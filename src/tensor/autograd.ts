@@ -26,7 +26,7 @@ export function noGrad<T>(fn: () => T): T {
 export function record(op: string, out: Tensor, inputs: readonly Tensor[], backward: GradNode['backward'], saved: readonly Tensor[] = []): Tensor {
   if (gradEnabled && inputs.some((t) => t.requiresGrad)) {
     out.requiresGrad = true;
-    out.node = { op, inputs, saved, backward };
+    out.node = { op, inputs, needsGrad: inputs.map((t) => t.requiresGrad), saved, backward };
   }
   return out;
 }
@@ -45,7 +45,7 @@ function topoOrder(root: Tensor): Tensor[] {
     if (visited.has(t)) continue;
     visited.add(t);
     stack.push([t, true]);
-    if (t.node) for (const inp of t.node.inputs) if (inp.requiresGrad && !visited.has(inp)) stack.push([inp, false]);
+    if (t.node) t.node.inputs.forEach((inp, k) => t.node!.needsGrad[k] && !visited.has(inp) && stack.push([inp, false]));
   }
   return order;
 }
@@ -90,10 +90,10 @@ export function backward(root: Tensor, grad?: Tensor, options: BackwardOptions =
           release(g);
           continue;
         }
-        const inGrads = t.node.backward(g);
+        const inGrads = t.node.backward(g, t.node.needsGrad);
         t.node.inputs.forEach((inp, k) => {
           const gi = inGrads[k];
-          if (!gi || !inp.requiresGrad) return;
+          if (!gi || !t.node!.needsGrad[k]) return;
           if (!shapesEqual(gi.shape, inp.shape)) {
             throw new ShapeError(`backward of ${t.node!.op}`, `gradient ${fmtShape(gi.shape)} for input ${k} of shape ${fmtShape(inp.shape)}`);
           }

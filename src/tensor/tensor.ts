@@ -16,9 +16,14 @@ class SharedStorage {
 export interface GradNode {
   readonly op: string;
   readonly inputs: readonly Tensor[];
+  /**
+   * Whether each input required a gradient when the op ran. Captured then, as in PyTorch: freezing
+   * or unfreezing a parameter after the forward does not change where this graph sends gradients.
+   */
+  readonly needsGrad: readonly boolean[];
   readonly saved: readonly Tensor[];
-  /** Returns the gradient of each input (null where an input needs none). */
-  readonly backward: (grad: Tensor) => readonly (Tensor | null)[];
+  /** Returns the gradient of each input (null where an input needs none: see needsGrad). */
+  readonly backward: (grad: Tensor, needsGrad: readonly boolean[]) => readonly (Tensor | null)[];
 }
 
 let nextId = 1;

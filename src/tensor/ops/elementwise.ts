@@ -97,9 +97,9 @@ export function mul(a: TensorLike, b: TensorLike): Tensor {
   if (typeof b === 'number') return affine(a as Tensor, b, 0);
   if (typeof a === 'number') return affine(b, a, 0);
   const y = binaryRaw('mul', a, b);
-  return record('mul', y, [a, b], (g) => [
-    a.requiresGrad ? sumToShape(mul(g, b), a.shape) : null,
-    b.requiresGrad ? sumToShape(mul(g, a), b.shape) : null,
+  return record('mul', y, [a, b], (g, needs) => [
+    needs[0] ? sumToShape(mul(g, b), a.shape) : null,
+    needs[1] ? sumToShape(mul(g, a), b.shape) : null,
   ]);
 }
 
@@ -107,9 +107,9 @@ export function div(a: TensorLike, b: TensorLike): Tensor {
   if (typeof b === 'number') return affine(a as Tensor, 1 / b, 0);
   const at = asTensor(a, b);
   const y = binaryRaw('div', at, b);
-  return record('div', y, [at, b], (g) => [
-    at.requiresGrad ? sumToShape(div(g, b), at.shape) : null,
-    b.requiresGrad ? sumToShape(neg(div(mul(g, y), b)), b.shape) : null,
+  return record('div', y, [at, b], (g, needs) => [
+    needs[0] ? sumToShape(div(g, b), at.shape) : null,
+    needs[1] ? sumToShape(neg(div(mul(g, y), b)), b.shape) : null,
   ], [y]);
 }
 
@@ -158,11 +158,11 @@ export function where(cond: Tensor, a: TensorLike, b: TensorLike): Tensor {
   const out = broadcastShapes('where', broadcastShapes('where', cond.shape, x.shape), y.shape);
   const res = wrap(backend.where(cond.storage, x.storage, y.storage, out, broadcastStrides(cond.shape, out),
     broadcastStrides(x.shape, out), broadcastStrides(y.shape, out)), out);
-  return record('where', res, [x, y], (g) => {
+  return record('where', res, [x, y], (g, needs) => {
     const zero = wrap(backend.upload(g.dtype, [0]), []);
     return [
-      x.requiresGrad ? sumToShape(where(cond, g, zero), x.shape) : null,
-      y.requiresGrad ? sumToShape(where(cond, zero, g), y.shape) : null,
+      needs[0] ? sumToShape(where(cond, g, zero), x.shape) : null,
+      needs[1] ? sumToShape(where(cond, zero, g), y.shape) : null,
     ];
   });
 }

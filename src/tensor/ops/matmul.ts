@@ -31,10 +31,10 @@ export function matmulT(a: Tensor, b: Tensor, transA = false, transB = false): T
     m, n, k: ka, transA, transB,
   });
   const y = wrap(out, [...batchShape, m, n]);
-  return record('matmul', y, [a, b], (g) => [
+  return record('matmul', y, [a, b], (g, needs) => [
     // d(op(a)) = g @ op(b)ᵀ, d(op(b)) = op(a)ᵀ @ g, each transposed back when the operand was.
-    a.requiresGrad ? sumToShape(transA ? matmulT(b, g, transB, true) : matmulT(g, b, false, !transB), a.shape) : null,
-    b.requiresGrad ? sumToShape(transB ? matmulT(g, a, true, transA) : matmulT(a, g, !transA, false), b.shape) : null,
+    needs[0] ? sumToShape(transA ? matmulT(b, g, transB, true) : matmulT(g, b, false, !transB), a.shape) : null,
+    needs[1] ? sumToShape(transB ? matmulT(g, a, true, transA) : matmulT(a, g, !transA, false), b.shape) : null,
   ]);
 }
 

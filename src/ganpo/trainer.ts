@@ -1,0 +1,421 @@
+// The preference trainer: one optimizer step of GANPO.md §6 (policy and reference forwards,
+// critic step, base loss + λ·L_adv), gradient accumulation, clipping, schedules, non-finite
+// guards, held-out evaluation and exact-resume checkpoints.
+
+import type { GPT } from '../nn/gpt.js';
+import { AdamW, clipGradNorm } from '../nn/optim.js';
+import type { Schedule } from '../nn/schedules.js';
+import { constant, warmupCosine, warmupLinear } from '../nn/schedules.js';
+import { arrayToTensor, saveCheckpoint, withPrefix, type LoadedCheckpoint } from '../nn/checkpoint.js';
+import { copyInto } from '../nn/module.js';
+import {
+  add, backward, closeScope, concat, defaultGenerator, keep, mean, mul, noGrad, openScope, setDefaultGenerator, slice, sqrt, square, stack, sum, tensor, tidy,
+  type Backend, type Tensor,
+} from '../tensor/index.js';
+import { Generator, type GeneratorState } from '../tensor/random/philox.js';
+import { BatchSampler, collatePairs, type PairBatch, type TokenizedPair } from './data.js';
+import { responseLogProbs } from './logprobs.js';
+import { preferenceLoss, type BaseLossConfig } from './losses.js';
+import { GanpoRegularizer, type GanpoConfig, type ScheduleKind } from './regularizer.js';
+import { RUNNING_MEAN_NAMES } from './adversarial.js';
+
+export interface TrainConfig {
+  base: BaseLossConfig;
+  /** null trains the base loss alone. */
+  ganpo: GanpoConfig | null;
+  lr: number;
+  schedule: ScheduleKind;
+  warmupSteps: number;
+  /** Optimizer steps. */
+  steps: number;
+  /** Pairs per micro-batch. */
+  batchSize: number;
+  gradAccum: number;
+  maxGradNorm: number;
+  weightDecay: number;
+  /** Evaluate on the held-out pairs every N steps (0: only at the end). */
+  evalEvery: number;
+  seed: number;
+  /** Consecutive skipped (non-finite) steps that stop training. */
+  maxBadSteps: number;
+}
+
+export function defaultTrainConfig(base: BaseLossConfig): TrainConfig {
+  return {
+    base, ganpo: null, lr: 1e-4, schedule: 'cosine', warmupSteps: 0, steps: 100, batchSize: 8, gradAccum: 1,
+    maxGradNorm: 1, weightDecay: 0, evalEvery: 0, seed: 0, maxBadSteps: 3,
+  };
+}
+
+/** Metrics of one optimizer step, named as in TRL plus the GANPO ones. */
+export type StepMetrics = Record<string, number>;
+
+/** Thrown when repeated non-finite steps stop training; names the first non-finite tensor. */
+export class NonFiniteError extends Error {
+  constructor(message: string) {
+    super(message);
+    this.name = 'NonFiniteError';
+  }
+}
+
+// Order of the packed metrics vector of a step.
+const BASE_METRICS = ['loss', 'rewards/chosen', 'rewards/rejected', 'rewards/accuracies', 'rewards/margins', 'logps/chosen', 'logps/rejected', 'base_loss'] as const;
+const GANPO_METRICS = ['ganpo/generator_loss'] as const;
+const CRITIC_METRICS = ['ganpo/critic_loss_chosen', 'ganpo/critic_loss_rejected', 'ganpo/critic_accuracy'] as const;
+
+function makeSchedule(kind: ScheduleKind, peakLr: number, warmupSteps: number, totalSteps: number): Schedule {
+  if (kind === 'constant') return constant(peakLr);
+  const o = { peakLr, warmupSteps, totalSteps };
+  return kind === 'linear' ? warmupLinear(o) : warmupCosine(o);
+}
+
+/** Global L2 norm of the gradients (a scalar tensor; nothing read back). */
+function gradNorm(params: readonly Tensor[]): Tensor {
+  return noGrad(() => {
+    const parts = params.flatMap((p) => (p.grad ? [sum(square(p.grad))] : []));
+    return parts.length ? sqrt(parts.reduce((a, b) => add(a, b))) : tensor([0], [], { backend: params[0].backend });
+  });
+}
+
+function allFinite(xs: ArrayLike<number>): boolean {
+  for (let i = 0; i < xs.length; i++) if (!Number.isFinite(xs[i])) return false;
+  return true;
+}
+
+export interface TrainerOptions {
+  /** Pad id for collation (the tokenizer's end-of-text id). */
+  padId: number;
+  backend?: Backend;
+}
+
+export class PreferenceTrainer {
+  /** Optimizer steps taken (including skipped ones). */
+  step = 0;
+  skippedSteps = 0;
+  skippedCriticSteps = 0;
+  private consecutiveBad = 0;
+  readonly optimizer: AdamW;
+  readonly schedule: Schedule;
+  readonly regularizer: GanpoRegularizer | null;
+  readonly sampler: BatchSampler;
+  private readonly backend: Backend;
+  private readonly params: Tensor[];
+
+  constructor(
+    readonly policy: GPT,
+    readonly reference: GPT | null,
+    readonly train: readonly TokenizedPair[],
+    readonly heldOut: readonly TokenizedPair[],
+    readonly config: TrainConfig,
+    readonly opts: TrainerOptions,
+  ) {
+    const c = config;
+    if (c.base.kind !== 'simpo' || c.ganpo) {
+      if (!reference) throw new Error(`${c.base.kind}${c.ganpo ? ' with GANPO' : ''} needs a reference model`);
+    }
+    for (const [k, v] of [['steps', c.steps], ['batchSize', c.batchSize], ['gradAccum', c.gradAccum]] as const) {
+      if (!(Number.isInteger(v) && v >= 1)) throw new Error(`train config: ${k} must be a positive integer, got ${v}`);
+    }
+    this.backend = opts.backend ?? policy.parameters()[0].backend;
+    this.params = policy.parameters();
+    this.optimizer = new AdamW(policy, { lr: c.lr, weightDecay: c.weightDecay });
+    this.schedule = makeSchedule(c.schedule, c.lr, c.warmupSteps, c.steps);
+    this.sampler = new BatchSampler(train.length, c.batchSize, c.seed);
+    this.regularizer = c.ganpo
+      ? new GanpoRegularizer(c.ganpo, policy.config.dModel, {
+        backend: this.backend, seed: c.seed + 100, warmupSteps: c.warmupSteps, totalSteps: c.steps,
+      })
+      : null;
+    this.reference?.eval().freeze();
+  }
+
+  private batchTensors(batch: PairBatch) {
+    const rows = 2 * batch.pairs;
+    const o = { backend: this.backend };
+    return {
+      ids: tensor(batch.ids, [rows, batch.length], { ...o, dtype: 'i32' }),
+      attn: tensor(batch.attentionMask, [rows, batch.length], o),
+      resp: tensor(batch.responseMask, [rows, batch.length], o),
+    };
+  }
+
+  private poolMask(t: { attn: Tensor; resp: Tensor }): Tensor | undefined {
+    const pool = this.config.ganpo?.pool ?? 'all';
+    return pool === 'all' ? undefined : pool === 'response' ? t.resp : t.attn;
+  }
+
+  /** Base loss and reward metrics for one batch; ref is computed under noGrad. */
+  private forward(batch: PairBatch, withHidden: boolean) {
+    const t = this.batchTensors(batch);
+    const out = this.policy.forward(t.ids, { attentionMask: t.attn, returnHidden: withHidden });
+    const lp = responseLogProbs(out.logits, batch);
+    const B = batch.pairs;
+    const needRef = this.config.base.kind !== 'simpo' || withHidden;
+    const ref = needRef && this.reference
+      ? noGrad(() => {
+        const r = this.reference!.forward(t.ids, { attentionMask: t.attn, returnHidden: withHidden });
+        return { sum: responseLogProbs(r.logits, batch).sum, hidden: r.hidden };
+      })
+      : null;
+    const half = (x: Tensor, i: 0 | 1): Tensor => slice(x, 0, i * B, (i + 1) * B);
+    const base = preferenceLoss(this.config.base, {
+      policyChosen: half(lp.sum, 0), policyRejected: half(lp.sum, 1),
+      refChosen: ref ? half(ref.sum, 0) : undefined, refRejected: ref ? half(ref.sum, 1) : undefined,
+      chosenLength: half(lp.lengths, 0), rejectedLength: half(lp.lengths, 1),
+    });
+    const margins = noGrad(() => base.chosenRewards.sub(base.rejectedRewards));
+    // Metrics carry no graph: they are only read back.
+    const metrics = noGrad(() => [
+      mean(base.chosenRewards), mean(base.rejectedRewards), mean(margins.gt(0)), mean(margins),
+      mean(half(lp.sum, 0)), mean(half(lp.sum, 1)),
+    ]);
+    return { t, out, ref, base, metrics };
+  }
+
+  /**
+   * Critic update(s) at the accumulation boundary. The critic losses and gradient norm are read
+   * back first so a non-finite critic step is skipped rather than applied. Returns skipped count.
+   */
+  private async criticUpdates(reg: GanpoRegularizer, criticVec: Tensor, batch: PairBatch, updates: number): Promise<number> {
+    let skipped = 0;
+    for (let k = 0; k < updates; k++) {
+      if (k > 0) {
+        // Further updates in the same step re-score the same batch with the updated critics.
+        tidy(() => {
+          const f = this.forward(batch, true);
+          const cr = reg.criticLoss(f.out.hidden!, f.ref!.hidden!, this.poolMask(f.t));
+          backward(add(cr.losses.chosen, cr.losses.rejected));
+        });
+      }
+      const check = tidy(() => stackFlat([gradNorm(reg.namedParameters().map(([, p]) => p)), criticVec]));
+      const ok = allFinite(await check.data());
+      check.dispose();
+      if (ok) reg.criticStep();
+      else {
+        reg.optimizer.zeroGrad();
+        skipped++;
+      }
+    }
+    return skipped;
+  }
+
+  /** One optimizer step over gradAccum micro-batches (GANPO.md §6). Returns the step's metrics. */
+  async trainStep(): Promise<StepMetrics> {
+    const c = this.config;
+    const reg = this.regularizer;
+    const accum = c.gradAccum;
+    let sums: Tensor | null = null;
+    let criticSums: Tensor | null = null;
+    let criticSkipped = 0;
+    let tokens = 0;
+    for (let micro = 0; micro < accum; micro++) {
+      const idx = this.sampler.batch(this.step * accum + micro);
+      const batch = collatePairs(idx.map((i) => this.train[i]), this.opts.padId);
+      tokens += batch.tokenCounts.reduce((a, b) => a + b, 0);
+      const scope = openScope();
+      try {
+        const f = this.forward(batch, reg !== null);
+        let loss = f.base.loss;
+        const extra: Tensor[] = [];
+        if (reg) {
+          const mask = this.poolMask(f.t);
+          const cr = reg.criticLoss(f.out.hidden!, f.ref!.hidden!, mask);
+          backward(mul(add(cr.losses.chosen, cr.losses.rejected), 1 / accum));
+          const criticVec = noGrad(() => stack([cr.losses.chosen, cr.losses.rejected, cr.accuracy]));
+          if (micro === accum - 1) criticSkipped = await this.criticUpdates(reg, criticVec, batch, reg.updatesAt(this.step));
+          criticSums = accumulate(criticSums, criticVec);
+          const adv = reg.generatorLoss(f.out.hidden!, mask);
+          loss = reg.regularize(loss, adv);
+          extra.push(adv);
+        }
+        backward(mul(loss, 1 / accum));
+        sums = accumulate(sums, noGrad(() => stack([loss, ...f.metrics, f.base.loss, ...extra])));
+      } finally {
+        closeScope(scope);
+      }
+    }
+    // One readback for the step's scalars and the policy's gradient norm, before the update.
+    const norm = clipGradNorm(this.params, c.maxGradNorm);
+    const packed = tidy(() => {
+      const parts = [mul(sums!, 1 / accum), norm];
+      if (criticSums) parts.push(mul(criticSums, 1 / accum));
+      if (reg) parts.push(reg.means.value!);
+      return stackFlat(parts);
+    });
+    const values = await packed.data();
+    for (const t of [packed, norm, sums!, criticSums]) t?.dispose();
+    const metrics: StepMetrics = { step: this.step + 1, lr: this.schedule.lrAt(this.step) };
+    let i = 0;
+    for (const n of [...BASE_METRICS, ...(reg ? GANPO_METRICS : [])]) metrics[n] = values[i++];
+    metrics.grad_norm = values[i++];
+    if (reg) {
+      for (const n of CRITIC_METRICS) metrics[n] = values[i++];
+      for (const n of RUNNING_MEAN_NAMES) metrics[`ganpo/${n}`] = values[i++];
+      metrics['ganpo/critic_lr'] = reg.schedule.lrAt(Math.max(0, reg.criticSteps - 1));
+      metrics['ganpo/critic_skipped'] = criticSkipped;
+      this.skippedCriticSteps += criticSkipped;
+    }
+    metrics.tokens = tokens;
+    const finite = Number.isFinite(metrics.loss) && Number.isFinite(metrics.grad_norm);
+    if (finite) {
+      this.optimizer.lr = this.schedule.lrAt(this.step);
+      this.optimizer.step();
+      this.consecutiveBad = 0;
+    } else {
+      this.skippedSteps++;
+      this.consecutiveBad++;
+    }
+    metrics.skipped = finite ? 0 : 1;
+    if (!finite && this.consecutiveBad >= c.maxBadSteps) {
+      const culprit = await this.firstNonFinite(metrics);
+      this.optimizer.zeroGrad();
+      throw new NonFiniteError(`training stopped after ${this.consecutiveBad} consecutive non-finite steps (step ${this.step + 1}); first non-finite value: ${culprit}`);
+    }
+    this.optimizer.zeroGrad();
+    this.step++;
+    return metrics;
+  }
+
+  /** Names the first non-finite quantity of a bad step: a loss term, else a parameter's gradient. */
+  private async firstNonFinite(m: StepMetrics): Promise<string> {
+    for (const k of ['base_loss', 'ganpo/generator_loss', 'loss']) if (k in m && !Number.isFinite(m[k])) return `${k} = ${m[k]}`;
+    for (const [name, p] of this.policy.namedParameters()) {
+      if (!p.grad) continue;
+      if (!allFinite(await p.grad.data())) return `gradient of ${name}`;
+    }
+    return `grad_norm = ${m.grad_norm}`;
+  }
+
+  /** Held-out preference metrics (no gradient): loss, reward accuracy and margins, log-probs. */
+  async evaluate(maxPairs = Infinity): Promise<StepMetrics> {
+    const pairs = this.heldOut.slice(0, Math.min(this.heldOut.length, maxPairs));
+    if (pairs.length === 0) return {};
+    const bs = this.config.batchSize;
+    const totals = new Float64Array(7);
+    const wasTraining = this.policy.training;
+    this.policy.eval();
+    try {
+      for (let s = 0; s < pairs.length; s += bs) {
+        const chunk = pairs.slice(s, s + bs);
+        const batch = collatePairs(chunk, this.opts.padId);
+        const v = await noGrad(() => tidy(() => {
+          const f = this.forward(batch, false);
+          return keep(stack([f.base.loss, ...f.metrics]));
+        })).data();
+        for (let i = 0; i < 7; i++) totals[i] += v[i] * chunk.length;
+      }
+    } finally {
+      this.policy.train(wasTraining);
+    }
+    const names = ['eval/loss', 'eval/rewards/chosen', 'eval/rewards/rejected', 'eval/rewards/accuracies', 'eval/rewards/margins', 'eval/logps/chosen', 'eval/logps/rejected'];
+    return Object.fromEntries(names.map((n, i) => [n, totals[i] / pairs.length]));
+  }
+
+  /** Everything needed to resume exactly: tensors by name and JSON metadata. */
+  stateTensors(): Map<string, Tensor> {
+    const out = new Map<string, Tensor>();
+    for (const [n, t] of this.policy.stateDict()) out.set(`policy.${n}`, t);
+    for (const [n, t] of this.optimizer.stateDict().tensors) out.set(`optim.policy.${n}`, t);
+    if (this.regularizer) {
+      for (const [n, t] of this.regularizer.stateDict()) out.set(`critic.${n}`, t);
+      for (const [n, t] of this.regularizer.optimizer.stateDict().tensors) out.set(`optim.critic.${n}`, t);
+    }
+    return out;
+  }
+
+  async stateMetadata(): Promise<TrainerState> {
+    const reg = this.regularizer;
+    return {
+      version: 1,
+      step: this.step,
+      skippedSteps: this.skippedSteps,
+      skippedCriticSteps: this.skippedCriticSteps,
+      consecutiveBad: this.consecutiveBad,
+      policySteps: [...this.optimizer.stateDict().steps],
+      criticSteps: reg ? [...reg.optimizer.stateDict().steps] : null,
+      criticStepCount: reg?.criticSteps ?? 0,
+      runningMeans: reg ? await reg.means.toArray() : null,
+      criticDropout: reg?.dropout.state() ?? null,
+      defaultGenerator: defaultGenerator().state(),
+      config: this.config,
+    };
+  }
+
+  /** Writes an atomic checkpoint (one safetensors file) with extra caller metadata (model config, tokenizer). */
+  async save(path: string, extra: Record<string, unknown> = {}): Promise<void> {
+    await saveCheckpoint(path, this.stateTensors(), { trainer: await this.stateMetadata(), ...extra });
+  }
+
+  /** Restores a checkpoint written by save(); the trainer must have been built with the same config. */
+  load(ckpt: LoadedCheckpoint): void {
+    const meta = (ckpt.metadata as { trainer?: TrainerState } | null)?.trainer;
+    if (!meta || meta.version !== 1) throw new Error(`${ckpt.file}: not a trainer checkpoint (no trainer metadata)`);
+    if (JSON.stringify(meta.config) !== JSON.stringify(this.config)) {
+      throw new Error(`${ckpt.file}: the checkpoint's training config differs from this run's; resume with the same settings`);
+    }
+    const load = (prefix: string, target: ReadonlyMap<string, Tensor>): void => {
+      const arrays = withPrefix(ckpt.arrays, prefix);
+      for (const [name, t] of target) {
+        const a = arrays.get(name);
+        if (!a) throw new Error(`${ckpt.file}: missing tensor ${prefix}${name}`);
+        const src = arrayToTensor(a, prefix + name, ckpt.file, { backend: t.backend, dtype: t.dtype });
+        if (src.shape.join() !== t.shape.join()) throw new Error(`${ckpt.file}: tensor ${prefix}${name} is [${src.shape}], expected [${t.shape}]`);
+        copyInto(t, src);
+        src.dispose();
+      }
+    };
+    load('policy.', this.policy.stateDict());
+    const optTensors = (opt: AdamW, prefix: string, steps: [string, number][]): void => {
+      const arrays = withPrefix(ckpt.arrays, prefix);
+      const tensors = new Map<string, Tensor>();
+      for (const [n, a] of arrays) tensors.set(n, keep(arrayToTensor(a, prefix + n, ckpt.file, { backend: this.backend })));
+      opt.loadStateDict({ tensors, steps: new Map(steps) });
+    };
+    optTensors(this.optimizer, 'optim.policy.', meta.policySteps);
+    if (this.regularizer) {
+      const reg = this.regularizer;
+      load('critic.', reg.stateDict());
+      optTensors(reg.optimizer, 'optim.critic.', meta.criticSteps ?? []);
+      reg.criticSteps = meta.criticStepCount;
+      reg.means.load(meta.runningMeans, this.params[0]);
+      if (meta.criticDropout) reg.dropout.seek(meta.criticDropout.offset);
+    }
+    setDefaultGenerator(Generator.fromState(meta.defaultGenerator));
+    this.step = meta.step;
+    this.skippedSteps = meta.skippedSteps;
+    this.skippedCriticSteps = meta.skippedCriticSteps;
+    this.consecutiveBad = meta.consecutiveBad;
+  }
+
+  dispose(): void {
+    this.optimizer.dispose();
+    this.regularizer?.dispose();
+  }
+}
+
+export interface TrainerState {
+  version: 1;
+  step: number;
+  skippedSteps: number;
+  skippedCriticSteps: number;
+  consecutiveBad: number;
+  policySteps: [string, number][];
+  criticSteps: [string, number][] | null;
+  criticStepCount: number;
+  runningMeans: number[] | null;
+  criticDropout: GeneratorState | null;
+  defaultGenerator: GeneratorState;
+  config: TrainConfig;
+}
+
+function accumulate(acc: Tensor | null, v: Tensor): Tensor {
+  if (!acc) return keep(v);
+  const next = keep(noGrad(() => add(acc, v)));
+  acc.dispose();
+  v.dispose();
+  return next;
+}
+
+function stackFlat(parts: Tensor[]): Tensor {
+  return concat(parts.map((p) => p.reshape([p.size])), 0);
+}
