@@ -51,7 +51,9 @@ const HELPERS: Record<string, string> = {
   if (p == 2.0) { return x * x; }
   let m = exp2(p * log2(abs(x)));
   if (x >= 0.0) { return m; }
-  if (p != floor(p)) { return bitcast<f32>(0x7fc00000u); }
+  // A NaN literal is a WGSL compile error, so build it at run time.
+  var nanBits = 0x7fc00000u;
+  if (p != floor(p)) { return bitcast<f32>(nanBits); }
   return select(m, -m, fract(p * 0.5) != 0.0);
 }`,
   sigmoid: `fn sigmoid(x: f32) -> f32 {
@@ -146,7 +148,8 @@ function binaryExpr(op: BinaryOp, dtype: GpuDType): [string, string[]] {
     case 'div': return dtype === 'f32' ? ['a / b', []] : ['select(a / b, 0, b == 0)', []];
     case 'maximum': return dtype === 'f32' ? ['select(b, a, a >= b || a != a)', []] : ['max(a, b)', []];
     case 'minimum': return dtype === 'f32' ? ['select(b, a, a <= b || a != a)', []] : ['min(a, b)', []];
-    case 'pow': return dtype === 'f32' ? ['powf(a, b)', ['pow']] : ['i32(powf(f32(a), f32(b)))', ['pow']];
+    // i32: exp2/log2 land just below exact integer powers, so round them (negative powers truncate to 0 or ±1).
+    case 'pow': return dtype === 'f32' ? ['powf(a, b)', ['pow']] : ['i32(select(trunc(powf(f32(a), f32(b))), round(powf(f32(a), f32(b))), b >= 0))', ['pow']];
     case 'eq': return cmp('a == b');
     case 'ne': return cmp('a != b');
     case 'lt': return cmp('a < b');

@@ -30,7 +30,9 @@ export const gpu = opened as WebGPUBackend;
 export const cpu = new CpuBackend();
 
 /** describe() that skips when there is no adapter and skipping was allowed. */
-export const describeGpu = (name: string, fn: () => void): void => describe.skipIf(opened === undefined)(name, fn);
+export function describeGpu(name: string, fn: () => void): void {
+  describe.skipIf(opened === undefined)(name, fn);
+}
 
 /** Uploads the same data to both backends. */
 export function both(dtype: 'f32' | 'i32', data: ArrayLike<number>): [Storage, Storage] {

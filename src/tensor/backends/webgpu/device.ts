@@ -96,6 +96,7 @@ export class ErrorSink {
 
   constructor(device: GPUDevice, lastKernel: () => string) {
     device.addEventListener('uncapturederror', (ev) => {
+      ev.preventDefault(); // we report it; keep Dawn from also printing it
       const msg = (ev as GPUUncapturedErrorEvent).error.message;
       this.add(new Error(`WebGPU error after kernel '${lastKernel()}': ${msg}`));
     });

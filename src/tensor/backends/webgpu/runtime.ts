@@ -17,6 +17,8 @@ export interface Counters {
 interface CachedPipeline {
   pipeline: GPUComputePipeline;
   layout: GPUBindGroupLayout;
+  /** Set once the compiler reported an error: every later use throws it at once. */
+  error?: Error;
 }
 
 /** A bound storage buffer; whole-buffer bindings (pool buckets are at least 16 bytes). */
@@ -89,16 +91,18 @@ export class GpuRuntime {
     const module = this.device.createShaderModule({ label: kernel.name, code: kernel.code });
     // The compiler's messages arrive asynchronously; they are the root cause of any later
     // "invalid pipeline" error, so they take precedence when reported.
-    this.errors.track(module.getCompilationInfo().then((info) => {
-      const msg = formatCompileError(kernel.name, kernel.code, info.messages);
-      if (msg) this.errors.add(new Error(msg), true);
-    }));
     const pipeline = this.device.createComputePipeline({
       label: kernel.name,
       layout: this.device.createPipelineLayout({ bindGroupLayouts: [layout] }),
       compute: { module, entryPoint: 'main' },
     });
-    const cached = { pipeline, layout };
+    const cached: CachedPipeline = { pipeline, layout };
+    this.errors.track(module.getCompilationInfo().then((info) => {
+      const msg = formatCompileError(kernel.name, kernel.code, info.messages);
+      if (!msg) return;
+      cached.error = new Error(msg);
+      this.errors.add(cached.error, true);
+    }));
     this.pipelines.set(key, cached);
     this.counts.pipelines++;
     return cached;
@@ -131,7 +135,11 @@ export class GpuRuntime {
     const size = Math.ceil(uniformBytes / this.uniformAlign) * this.uniformAlign;
     if (this.arenaUsed + size > ARENA_BYTES) this.flush();
     if (this.debug) this.device.pushErrorScope('validation');
-    const { pipeline, layout } = this.pipelineFor(launch);
+    const { pipeline, layout, error } = this.pipelineFor(launch);
+    if (error) {
+      if (this.debug) void this.device.popErrorScope();
+      throw error;
+    }
     const offset = this.arenaUsed;
     this.arena.set(new Uint8Array(launch.uniforms.buffer, launch.uniforms.byteOffset, launch.uniforms.byteLength), offset);
     this.arenaUsed += size;
