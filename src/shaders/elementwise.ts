@@ -18,7 +18,6 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec
 
 /** Shared f32 helpers, pasted only into kernels that call them (keeps printed WGSL short). */
 const HELPERS: Record<string, string> = {
-  INF: 'const INF: f32 = bitcast<f32>(0x7f800000u);',
   // log1p for y >= 0 without a builtin: log(u)·y/(u−1) cancels the rounding of u = 1 + y (Goldberg).
   log1p: `fn log1p(y: f32) -> f32 {
   let u = 1.0 + y;

@@ -15,14 +15,16 @@ const ROW_WG = 256;
 
 function init(op: ReduceOp, dtype: GpuDType): string {
   if (op === 'sum') return dtype === 'f32' ? '0.0' : '0';
-  if (dtype === 'f32') return op === 'max' ? 'bitcast<f32>(0xff800000u)' : 'bitcast<f32>(0x7f800000u)';
+  if (dtype === 'f32') return op === 'max' ? 'negInf()' : '-negInf()';
   return op === 'max' ? 'i32(-2147483647 - 1)' : '2147483647';
 }
 
 /** WGSL `combine(acc, v)`. */
 function combineWGSL(op: ReduceOp, dtype: GpuDType): string {
+  // An infinite literal is a WGSL compile error, so build it at run time.
+  const inf = 'fn negInf() -> f32 { var bits = 0xff800000u; return bitcast<f32>(bits); }\n';
   const body = op === 'sum' ? 'acc + v' : op === 'max' ? 'select(acc, v, v > acc || v != v)' : 'select(acc, v, v < acc || v != v)';
-  return `fn combine(acc: ${dtype}, v: ${dtype}) -> ${dtype} { return ${body}; }`;
+  return `${dtype === 'f32' ? inf : ''}fn combine(acc: ${dtype}, v: ${dtype}) -> ${dtype} { return ${body}; }`;
 }
 
 export function reduceRowsKernel(op: ReduceOp, dtype: GpuDType): Kernel {

@@ -17,7 +17,8 @@ function flatKernel(name: string, uniforms: string, bindings: readonly [string, 
   const code = `struct U { ${uniforms} }
 @group(0) @binding(0) var<uniform> u: U;
 ${decls.join('\n')}
-const NEG_INF: f32 = bitcast<f32>(0xff800000u);
+// An infinite literal is a WGSL compile error, so −∞ is built at run time.
+fn negInf() -> f32 { var bits = 0xff800000u; return bitcast<f32>(bits); }
 ${extra}
 ${flatIndexWGSL(WG)}
 @compute @workgroup_size(${WG})
@@ -103,14 +104,14 @@ export function indexAddLaunch(outer: number, dim: number, inner: number, nIdx: 
   return { kernel: indexAddKernel, uniforms: packUniforms([['u32', n], ['u32', dim], ['u32', inner], ['u32', nIdx]]), workgroups: grid1d(n, WG) };
 }
 
-const rowMax = (v: string, base: string): string => `  var mx = NEG_INF;
+const rowMax = (v: string, base: string): string => `  var mx = negInf();
   for (var c = 0u; c < u.cols; c = c + 1u) { mx = max(mx, ${v}[${base} + c]); }`;
 
 const softmaxKernel = flatKernel('softmax[naive]', 'n: u32, cols: u32, log: u32, pad: u32',
   [['x', 'read', 'f32'], ['y', 'read_write', 'f32']],
   `  let base = i * u.cols;
 ${rowMax('x', 'base')}
-  if (mx == NEG_INF) { mx = 0.0; }
+  if (mx == negInf()) { mx = 0.0; }
   var s = 0.0;
   for (var c = 0u; c < u.cols; c = c + 1u) { s = s + exp(x[base + c] - mx); }
   let lse = mx + log(s);
