@@ -98,12 +98,27 @@ export class ErrorSink {
     device.addEventListener('uncapturederror', (ev) => {
       ev.preventDefault(); // we report it; keep Dawn from also printing it
       const msg = (ev as GPUUncapturedErrorEvent).error.message;
+      if (this.isConsequence(msg)) return;
       this.add(new Error(`WebGPU error after kernel '${lastKernel()}': ${msg}`));
     });
     void device.lost.then((info) => {
       if (info.reason === 'destroyed') return;
       this.lost = new Error(`WebGPU device lost (last kernel '${lastKernel()}'): ${info.message}`);
     });
+  }
+
+  /** Kernels whose WGSL failed to compile (their error was reported with name and line). */
+  readonly brokenKernels = new Set<string>();
+
+  /**
+   * Errors that only repeat one already reported: WGSL parse errors (getCompilationInfo reports them
+   * with the kernel name and source line), uses of a pipeline that failed to compile, and the
+   * command buffer invalidated by an error Dawn reported while encoding.
+   */
+  private isConsequence(msg: string): boolean {
+    if (msg.startsWith('Error while parsing WGSL') || msg.startsWith('[Invalid CommandBuffer]')) return true;
+    const m = /Invalid (?:ComputePipeline|ShaderModule) "([^"]*)"/.exec(msg);
+    return m !== null && this.brokenKernels.has(m[1]);
   }
 
   /** Compile errors are the root cause of later "invalid pipeline" errors, so they go first. */

@@ -63,7 +63,24 @@ export class GpuRuntime {
   /** Throws an error Dawn reported since the last call (compile, validation, device lost). */
   check(): void {
     if (this.destroyed) throw new Error('WebGPU backend: the device was destroyed');
-    this.errors.throwIfAny();
+    try {
+      this.errors.throwIfAny();
+    } catch (e) {
+      this.discardPending();
+      throw e;
+    }
+  }
+
+  /**
+   * Drops the recorded, unsubmitted work after an error: it may contain the failing dispatch, and an
+   * invalid command buffer would silently take the next readback down with it.
+   */
+  private discardPending(): void {
+    this.endPass();
+    this.encoder = null;
+    this.arenaUsed = 0;
+    this.recorded = 0;
+    this.pool.afterSubmit();
   }
 
   counters(): Counters {
@@ -101,6 +118,7 @@ export class GpuRuntime {
       const msg = formatCompileError(kernel.name, kernel.code, info.messages);
       if (!msg) return;
       cached.error = new Error(msg);
+      this.errors.brokenKernels.add(kernel.name);
       this.errors.add(cached.error, true);
     }));
     this.pipelines.set(key, cached);
@@ -196,6 +214,8 @@ export class GpuRuntime {
 
   /** Copies `bytes` from the start of buffer back to the CPU, submitting pending work first. */
   async read(buffer: GPUBuffer, bytes: number): Promise<ArrayBuffer> {
+    // Let pending compile reports land first: they explain any error already stored.
+    await this.errors.settle();
     this.check();
     const size = Math.max(4, Math.ceil(bytes / 4) * 4);
     const staging = this.device.createBuffer({ size, usage: GPUBufferUsage.MAP_READ | GPUBufferUsage.COPY_DST });
