@@ -1,0 +1,148 @@
+// Opening a WebGPU device through Dawn (the `webgpu` npm package) with the limits our kernels need,
+// and turning Dawn's asynchronous error reports into Errors that name the kernel that caused them.
+//
+// Dawn prints two "maxDynamic*BuffersPerPipelineLayout artificially reduced" warnings when a device
+// is created. They are written by C++ straight to stderr, not through console, so they cannot be
+// filtered from JavaScript; they are harmless.
+
+import { mkdtempSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+
+export interface DeviceOptions {
+  /** Check every dispatch in its own error scope and submit it alone (slow; precise errors). */
+  debug?: boolean;
+  powerPreference?: GPUPowerPreference;
+}
+
+export interface OpenedDevice {
+  device: GPUDevice;
+  adapterInfo: string;
+  hasF16: boolean;
+}
+
+// Collecting the instance while a device lives crashes Dawn, so it stays referenced for the process.
+let instance: GPU | undefined;
+
+async function gpuInstance(): Promise<GPU> {
+  if (instance) return instance;
+  // Mesa warns on every process without a runtime dir; a private temp dir silences it.
+  process.env.XDG_RUNTIME_DIR ??= mkdtempSync(join(tmpdir(), 'ganpo-xdg-'));
+  const { create, globals } = await import('webgpu');
+  Object.assign(globalThis, globals);
+  instance = create([]);
+  return instance;
+}
+
+/** The adapter, or null when the machine has no usable WebGPU driver. */
+export async function requestAdapter(powerPreference: GPUPowerPreference = 'high-performance'): Promise<GPUAdapter | null> {
+  const gpu = await gpuInstance();
+  return gpu.requestAdapter({ powerPreference });
+}
+
+export function describeAdapter(info: GPUAdapterInfo): string {
+  const parts = [info.vendor, info.architecture, info.device, info.description].filter((s) => s && s.length > 0);
+  return `webgpu (${parts.join(' / ') || 'unknown adapter'})`;
+}
+
+/** Limits raised to the adapter's maxima, since WebGPU's defaults (128 MiB bindings, 8 storage buffers) are small for LMs. */
+const RAISED_LIMITS = [
+  'maxStorageBufferBindingSize',
+  'maxBufferSize',
+  'maxComputeWorkgroupStorageSize',
+  'maxStorageBuffersPerShaderStage',
+  'maxComputeInvocationsPerWorkgroup',
+  'maxComputeWorkgroupSizeX',
+] as const;
+
+export const NO_ADAPTER_HINT =
+  'no WebGPU adapter found. Install a Vulkan driver for your GPU, or Mesa lavapipe (a CPU Vulkan driver) from ' +
+  "bookworm-backports: echo 'deb http://deb.debian.org/debian bookworm-backports main' > /etc/apt/sources.list.d/bpo.list && " +
+  'apt-get update && apt-get install -y -t bookworm-backports mesa-vulkan-drivers libvulkan1';
+
+export async function openDevice(opts: DeviceOptions = {}): Promise<OpenedDevice> {
+  const adapter = await requestAdapter(opts.powerPreference);
+  if (!adapter) throw new Error(`WebGPU: ${NO_ADAPTER_HINT}`);
+  const requiredLimits: Record<string, number> = {};
+  for (const name of RAISED_LIMITS) requiredLimits[name] = adapter.limits[name];
+  const hasF16 = adapter.features.has('shader-f16');
+  const device = await adapter.requestDevice({
+    requiredLimits,
+    requiredFeatures: hasF16 ? ['shader-f16'] : [],
+  });
+  return { device, adapterInfo: describeAdapter(adapter.info), hasF16 };
+}
+
+/** A WGSL compile error as one readable message: kernel, line, Dawn's message and the source line. */
+export function formatCompileError(kernelName: string, code: string, messages: readonly GPUCompilationMessage[]): string | null {
+  const errors = messages.filter((m) => m.type === 'error');
+  if (errors.length === 0) return null;
+  const lines = code.split('\n');
+  const parts = errors.map((m) => {
+    const src = lines[m.lineNum - 1] ?? '';
+    return `  line ${m.lineNum}:${m.linePos}: ${m.message}\n    ${src.trim()}`;
+  });
+  return `WGSL compile error in kernel '${kernelName}':\n${parts.join('\n')}`;
+}
+
+/**
+ * Collects errors that Dawn reports asynchronously (uncaptured errors, device loss, compilation
+ * info, debug error scopes) so the next backend call can throw them synchronously.
+ */
+export class ErrorSink {
+  private errors: Error[] = [];
+  private pending = new Set<Promise<void>>();
+  lost: Error | null = null;
+
+  constructor(device: GPUDevice, lastKernel: () => string) {
+    device.addEventListener('uncapturederror', (ev) => {
+      ev.preventDefault(); // we report it; keep Dawn from also printing it
+      const msg = (ev as GPUUncapturedErrorEvent).error.message;
+      if (this.isConsequence(msg)) return;
+      this.add(new Error(`WebGPU error after kernel '${lastKernel()}': ${msg}`));
+    });
+    void device.lost.then((info) => {
+      if (info.reason === 'destroyed') return;
+      this.lost = new Error(`WebGPU device lost (last kernel '${lastKernel()}'): ${info.message}`);
+    });
+  }
+
+  /** Kernels whose WGSL failed to compile (their error was reported with name and line). */
+  readonly brokenKernels = new Set<string>();
+
+  /**
+   * Errors that only repeat one already reported: WGSL parse errors (getCompilationInfo reports them
+   * with the kernel name and source line), uses of a pipeline that failed to compile, and the
+   * command buffer invalidated by an error Dawn reported while encoding.
+   */
+  private isConsequence(msg: string): boolean {
+    if (msg.startsWith('Error while parsing WGSL') || msg.startsWith('[Invalid CommandBuffer]')) return true;
+    const m = /Invalid (?:ComputePipeline|ShaderModule) "([^"]*)"/.exec(msg);
+    return m !== null && this.brokenKernels.has(m[1]);
+  }
+
+  /** Compile errors are the root cause of later "invalid pipeline" errors, so they go first. */
+  add(e: Error, rootCause = false): void {
+    if (rootCause) this.errors.unshift(e);
+    else this.errors.push(e);
+  }
+
+  /** Tracks an asynchronous check whose result must be seen before the next readback returns. */
+  track(p: Promise<void>): void {
+    const q = p.catch((e: unknown) => this.add(e instanceof Error ? e : new Error(String(e)))).finally(() => this.pending.delete(q));
+    this.pending.add(q);
+  }
+
+  async settle(): Promise<void> {
+    while (this.pending.size > 0) await Promise.all([...this.pending]);
+  }
+
+  /** Throws the first stored error (and forgets the rest, which are usually its consequences). */
+  throwIfAny(): void {
+    if (this.lost) throw this.lost;
+    if (this.errors.length === 0) return;
+    const first = this.errors[0];
+    this.errors = [];
+    throw first;
+  }
+}

@@ -1,0 +1,306 @@
+// The WebGPU backend: the Backend contract on Dawn. Ops record dispatches into a pending command
+// encoder (runtime.ts); nothing runs until a read, a flush, or a full batch.
+//
+// Heavy-kernel builder convention (src/shaders/{matmul,softmax,layernorm,crossentropy,embedding,
+// random,optimizer}.ts). Each builder is a pure function of sizes and parameters returning a Launch
+// (or Launch[] run in order on the same buffers); sizes travel as uniforms so shapes share
+// pipelines. Outputs are fresh, uninitialized buffers the kernel must write in full. Storage order:
+//   matmulLaunch(p: MatmulParams): Launch                               [a, b, out]
+//   indexSelectLaunch(outer, dim, inner, nIdx): Launch                  [x, idx(i32), out]   (f32 or i32 values)
+//   indexAddLaunch(outer, dim, inner, nIdx): Launch                     [src, idx(i32), out]
+//   softmaxLaunch(rows, cols, log): Launch                              [x, y]
+//   softmaxBackwardLaunch(rows, cols, log): Launch                      [y, dy, dx]
+//   layerNormLaunch(rows, cols, eps): Launch                            [x, gamma, beta, y, mean, rstd]
+//   layerNormBackwardLaunches(rows, cols): Launch[]                     [dy, x, gamma, mean, rstd, dx, dgamma, dbeta]
+//   gatherLogProbsLaunch(rows, cols): Launch                            [logits, targets(i32), logp, lse]
+//   gatherLogProbsBackwardLaunch(rows, cols): Launch                    [dlogp, logits, lse, targets(i32), dlogits]
+//   randomLaunch(kind, size, key, offset): Launch                       [out]
+//   adamwLaunch(size, p: AdamWParams): Launch                           [param(rw), grad, m(rw), v(rw)]
+// Until those files land, the simple kernels of fallbackKernels.ts (same signatures) are used.
+
+import type { AdamWParams, Backend, BinaryOp, MatmulParams, MemoryStats, ReduceOp, Storage, UnaryOp } from '../../backend.js';
+import { arrayFor, type DType, type TypedArray } from '../../dtype.js';
+import { contiguousStrides, sizeOf } from '../../shape.js';
+import type { Launch } from '../../../shaders/kernel.js';
+import { binaryLaunch, castLaunch, fillLaunch, type GpuDType, unaryLaunch, whereLaunch } from '../../../shaders/elementwise.js';
+import { copyLaunch } from '../../../shaders/movement.js';
+import { reduceGenericLaunch, reduceRowsLaunch } from '../../../shaders/reduce.js';
+import { collapseDims } from '../../../shaders/strided.js';
+import { openDevice, type DeviceOptions } from './device.js';
+import { GpuRuntime, type Counters } from './runtime.js';
+import * as heavy from './fallbackKernels.js';
+
+export type { Counters } from './runtime.js';
+
+export interface WebGPUBackendOptions extends DeviceOptions {}
+
+export class GpuStorage implements Storage {
+  constructor(
+    readonly backend: WebGPUBackend,
+    readonly dtype: DType,
+    readonly size: number,
+    public buffer: GPUBuffer | null,
+  ) {}
+}
+
+/** Row length at or above which a last-axes reduction uses a workgroup per row. */
+const ROW_REDUCE_MIN_COLS = 128;
+
+export class WebGPUBackend implements Backend {
+  readonly name = 'webgpu';
+  readonly dtypes = ['f32', 'i32'] as const;
+
+  private constructor(private readonly rt: GpuRuntime) {}
+
+  /**
+   * Opens the device. The Dawn instance keeps the process alive: call destroy() when done (tests do
+   * in afterAll); the CLI and benchmarks call process.exit.
+   */
+  static async create(opts: WebGPUBackendOptions = {}): Promise<WebGPUBackend> {
+    const debug = opts.debug ?? process.env.GANPO_WEBGPU_DEBUG === '1';
+    return new WebGPUBackend(new GpuRuntime(await openDevice(opts), debug));
+  }
+
+  describe(): string {
+    return this.rt.adapterInfo;
+  }
+
+  get device(): GPUDevice {
+    return this.rt.device;
+  }
+
+  get debug(): boolean {
+    return this.rt.debug;
+  }
+
+  counters(): Counters {
+    return this.rt.counters();
+  }
+
+  resetCounters(): void {
+    this.rt.resetCounters();
+  }
+
+  /** Destroys the pooled buffers (live ones stay). */
+  releasePool(): void {
+    this.rt.flush();
+    this.rt.pool.releasePool();
+  }
+
+  /** Waits until the submitted work has run; throws any error Dawn reported. */
+  sync(): Promise<void> {
+    return this.rt.sync();
+  }
+
+  destroy(): void {
+    this.rt.destroy();
+  }
+
+  // ---- memory ----
+
+  private gpu(dtype: DType): GpuDType {
+    if (dtype !== 'f32' && dtype !== 'i32') throw new Error(`the webgpu backend does not support dtype ${dtype} (it has f32, i32)`);
+    return dtype;
+  }
+
+  private buf(s: Storage): GPUBuffer {
+    const g = s as GpuStorage;
+    if (g.backend !== this) throw new Error(`webgpu: storage belongs to the ${s.backend.name} backend`);
+    if (!g.buffer) throw new Error('webgpu: storage used after free');
+    return g.buffer;
+  }
+
+  alloc(dtype: DType, size: number): Storage {
+    this.gpu(dtype);
+    return new GpuStorage(this, dtype, size, this.rt.pool.acquire(size * 4));
+  }
+
+  upload(dtype: DType, data: ArrayLike<number>): Storage {
+    const s = this.alloc(dtype, data.length);
+    if (data.length > 0) {
+      const arr = arrayFor(dtype, data.length);
+      arr.set(data);
+      this.rt.device.queue.writeBuffer(this.buf(s), 0, arr);
+    }
+    return s;
+  }
+
+  async read(s: Storage): Promise<TypedArray> {
+    if (s.size === 0) return arrayFor(s.dtype, 0);
+    const bytes = await this.rt.read(this.buf(s), s.size * 4);
+    return s.dtype === 'i32' ? new Int32Array(bytes) : new Float32Array(bytes);
+  }
+
+  free(s: Storage): void {
+    const g = s as GpuStorage;
+    if (!g.buffer) return;
+    this.rt.pool.release(g.buffer);
+    g.buffer = null;
+  }
+
+  memory(): MemoryStats {
+    return this.rt.pool.stats();
+  }
+
+  flush(): void {
+    this.rt.flush();
+  }
+
+  /** Runs a user kernel: storage bindings are inputs then outputs, in the order of launch.kernel.storage. */
+  runKernel(launch: Launch, inputs: readonly Storage[], outputs: readonly Storage[]): void {
+    this.rt.dispatch(launch, [...inputs, ...outputs].map((s) => this.buf(s)));
+  }
+
+  private run(launch: Launch | readonly Launch[], buffers: readonly Storage[], work: number): void {
+    if (work === 0) return;
+    const bufs = buffers.map((s) => this.buf(s));
+    for (const l of Array.isArray(launch) ? launch : [launch as Launch]) this.rt.dispatch(l, bufs);
+  }
+
+  // ---- movement ----
+
+  fill(out: Storage, value: number): void {
+    if (out.size === 0) return;
+    if (value === 0 && !Object.is(value, -0)) {
+      this.rt.clear(this.buf(out), 0, out.size * 4);
+      return;
+    }
+    const bits = out.dtype === 'i32' ? new Uint32Array(new Int32Array([value]).buffer)[0] : new Uint32Array(new Float32Array([value]).buffer)[0];
+    this.run(fillLaunch(out.size, bits), [out], out.size);
+  }
+
+  copy(src: Storage, dst: Storage, shape: readonly number[], srcStrides: readonly number[], srcOffset: number,
+    dstStrides: readonly number[], dstOffset: number): void {
+    const c = collapseDims(shape, [srcStrides, dstStrides]);
+    this.run(copyLaunch(c.shape, c.strides[0], srcOffset, c.strides[1], dstOffset), [src, dst], sizeOf(shape));
+  }
+
+  cast(x: Storage, to: DType): Storage {
+    const from = this.gpu(x.dtype);
+    const out = this.alloc(to, x.size);
+    if (from === to) this.run(copyLaunch([x.size], [1], 0, [1], 0), [x, out], x.size);
+    else this.run(castLaunch(from, this.gpu(to), x.size), [x, out], x.size);
+    return out;
+  }
+
+  // ---- elementwise ----
+
+  unary(op: UnaryOp, x: Storage, params: readonly [number, number?] = [0, 0]): Storage {
+    const out = this.alloc(x.dtype, x.size);
+    this.run(unaryLaunch(op, this.gpu(x.dtype), x.size, params[0], params[1] ?? 0), [x, out], x.size);
+    return out;
+  }
+
+  binary(op: BinaryOp, a: Storage, b: Storage, outShape: readonly number[], aStrides: readonly number[], bStrides: readonly number[]): Storage {
+    const n = sizeOf(outShape);
+    const out = this.alloc(a.dtype, n);
+    const c = collapseDims(outShape, [aStrides, bStrides, contiguousStrides(outShape)]);
+    this.run(binaryLaunch(op, this.gpu(a.dtype), c.shape, c.strides[0], c.strides[1]), [a, b, out], n);
+    return out;
+  }
+
+  where(cond: Storage, a: Storage, b: Storage, outShape: readonly number[], condStrides: readonly number[],
+    aStrides: readonly number[], bStrides: readonly number[]): Storage {
+    const n = sizeOf(outShape);
+    const out = this.alloc(a.dtype, n);
+    const c = collapseDims(outShape, [condStrides, aStrides, bStrides, contiguousStrides(outShape)]);
+    this.run(whereLaunch(this.gpu(cond.dtype), c.shape, c.strides[0], c.strides[1], c.strides[2]), [cond, a, b, out], n);
+    return out;
+  }
+
+  reduce(op: ReduceOp, x: Storage, shape: readonly number[], axes: readonly number[]): Storage {
+    const dtype = this.gpu(x.dtype);
+    const strides = contiguousStrides(shape);
+    const pick = (reduced: boolean): { shape: number[]; strides: number[] } => {
+      const idx = shape.map((_, i) => i).filter((i) => axes.includes(i) === reduced);
+      const c = collapseDims(idx.map((i) => shape[i]), [idx.map((i) => strides[i])]);
+      return { shape: c.shape, strides: c.strides[0] };
+    };
+    const kept = pick(false);
+    const red = pick(true);
+    const nOut = sizeOf(kept.shape);
+    const nRed = sizeOf(red.shape);
+    const out = this.alloc(x.dtype, nOut);
+    // Reducing the trailing axes of a contiguous tensor: x is [nOut, nRed] row-major.
+    const trailing = red.shape.length === 1 && red.strides[0] === 1 && (kept.shape.length === 0 || (kept.shape.length === 1 && kept.strides[0] === nRed));
+    const launch = trailing && nRed >= ROW_REDUCE_MIN_COLS ? reduceRowsLaunch(op, dtype, nOut, nRed) : reduceGenericLaunch(op, dtype, kept, red);
+    this.run(launch, [x, out], nOut);
+    return out;
+  }
+
+  // ---- heavy kernels (builders per the convention above) ----
+
+  matmul(a: Storage, b: Storage, p: MatmulParams): Storage {
+    const out = this.alloc(a.dtype, sizeOf(p.batchShape) * p.m * p.n);
+    this.run(heavy.matmulLaunch(p), [a, b, out], out.size);
+    return out;
+  }
+
+  indexSelect(x: Storage, idx: Storage, outer: number, dim: number, inner: number): Storage {
+    const out = this.alloc(x.dtype, outer * idx.size * inner);
+    this.run(heavy.indexSelectLaunch(outer, dim, inner, idx.size), [x, idx, out], out.size);
+    return out;
+  }
+
+  indexAdd(src: Storage, idx: Storage, outer: number, dim: number, inner: number): Storage {
+    const out = this.alloc(src.dtype, outer * dim * inner);
+    this.run(heavy.indexAddLaunch(outer, dim, inner, idx.size), [src, idx, out], out.size);
+    return out;
+  }
+
+  softmax(x: Storage, rows: number, cols: number, log: boolean): Storage {
+    const out = this.alloc(x.dtype, rows * cols);
+    this.run(heavy.softmaxLaunch(rows, cols, log), [x, out], rows * cols);
+    return out;
+  }
+
+  softmaxBackward(y: Storage, dy: Storage, rows: number, cols: number, log: boolean): Storage {
+    const dx = this.alloc(y.dtype, rows * cols);
+    this.run(heavy.softmaxBackwardLaunch(rows, cols, log), [y, dy, dx], rows * cols);
+    return dx;
+  }
+
+  layerNorm(x: Storage, gamma: Storage, beta: Storage, rows: number, cols: number, eps: number) {
+    const y = this.alloc(x.dtype, rows * cols);
+    const mean = this.alloc(x.dtype, rows);
+    const rstd = this.alloc(x.dtype, rows);
+    this.run(heavy.layerNormLaunch(rows, cols, eps), [x, gamma, beta, y, mean, rstd], rows * cols);
+    return { y, mean, rstd };
+  }
+
+  layerNormBackward(dy: Storage, x: Storage, gamma: Storage, mean: Storage, rstd: Storage, rows: number, cols: number) {
+    const dx = this.alloc(x.dtype, rows * cols);
+    const dgamma = this.alloc(x.dtype, cols);
+    const dbeta = this.alloc(x.dtype, cols);
+    if (rows === 0) {
+      this.fill(dgamma, 0);
+      this.fill(dbeta, 0);
+    }
+    this.run(heavy.layerNormBackwardLaunches(rows, cols), [dy, x, gamma, mean, rstd, dx, dgamma, dbeta], rows * cols);
+    return { dx, dgamma, dbeta };
+  }
+
+  gatherLogProbs(logits: Storage, targets: Storage, rows: number, cols: number) {
+    const logp = this.alloc(logits.dtype, rows);
+    const lse = this.alloc(logits.dtype, rows);
+    this.run(heavy.gatherLogProbsLaunch(rows, cols), [logits, targets, logp, lse], rows);
+    return { logp, lse };
+  }
+
+  gatherLogProbsBackward(dlogp: Storage, logits: Storage, lse: Storage, targets: Storage, rows: number, cols: number): Storage {
+    const out = this.alloc(logits.dtype, rows * cols);
+    this.run(heavy.gatherLogProbsBackwardLaunch(rows, cols), [dlogp, logits, lse, targets, out], rows * cols);
+    return out;
+  }
+
+  random(kind: 'uniform' | 'normal', dtype: DType, size: number, key: readonly [number, number], offset: number): Storage {
+    if (dtype !== 'f32') throw new Error(`webgpu random: dtype ${dtype} is not supported (f32 only)`);
+    const out = this.alloc(dtype, size);
+    this.run(heavy.randomLaunch(kind, size, key, offset), [out], size);
+    return out;
+  }
+
+  adamw(param: Storage, grad: Storage, m: Storage, v: Storage, p: AdamWParams): void {
+    this.run(heavy.adamwLaunch(param.size, p), [param, grad, m, v], param.size);
+  }
+}

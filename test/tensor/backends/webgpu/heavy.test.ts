@@ -1,0 +1,136 @@
+// The WebGPU backend's heavy methods (matmul, indexSelect/indexAdd, softmax, layerNorm,
+// gatherLogProbs and their backwards, random, adamw) agree with the CPU reference on the same
+// inputs. Bounds: |gpu − cpu| <= abs + rel·|cpu|, stated per test (f32 on the GPU, f64
+// accumulation on the CPU for matmul and the layerNorm parameter gradients).
+
+import fc from 'fast-check';
+import { expect, it } from 'vitest';
+import type { Storage } from '../../../../src/tensor/backend.js';
+import { broadcastStrides, sizeOf } from '../../../../src/tensor/shape.js';
+import { MAX_OFFSET } from '../../../../src/tensor/random/philox.js';
+import { seed, seededValues } from '../../../helpers/arbitraries.js';
+import { both, cpu, describeGpu, expectClose, gpu, readBoth } from '../../../helpers/webgpu.js';
+
+const RUNS = { numRuns: 25 };
+const small = fc.integer({ min: 0, max: 7 });
+const pos = fc.integer({ min: 1, max: 9 });
+
+function freeAll(...xs: Storage[]): void {
+  for (const x of xs) gpu.free(x);
+}
+
+describeGpu('webgpu heavy kernels', () => {
+  it('matmul with broadcast batches and transposed operands matches the CPU within 1e-6·k + 1e-5·|cpu|', async () => {
+    const batchDims = fc.array(fc.constantFrom(1, 2, 3), { maxLength: 3 });
+    await fc.assert(fc.asyncProperty(batchDims, fc.array(fc.boolean(), { minLength: 6, maxLength: 6 }), small, small, small, fc.boolean(), fc.boolean(), seed,
+      async (batch, ones, m, n, k, transA, transB, sd) => {
+        const aBatch = batch.map((d, i) => (ones[i] ? 1 : d));
+        const bBatch = batch.map((d, i) => (ones[i + 3] ? 1 : d)).slice(ones[5] ? 1 : 0);
+        const batchShape = batch.map((d, i) => Math.max(aBatch[i], bBatch[i - (batch.length - bBatch.length)] ?? 1));
+        const [ag, ac] = both('f32', seededValues(sd, sizeOf(aBatch) * m * k));
+        const [bg, bc] = both('f32', seededValues(sd + 1, sizeOf(bBatch) * k * n));
+        const p = {
+          batchShape, m, n, k, transA, transB,
+          aBatchStrides: broadcastStrides(aBatch, batchShape).map((s) => s * m * k),
+          bBatchStrides: broadcastStrides(bBatch, batchShape).map((s) => s * k * n),
+        };
+        const [g, c] = await readBoth(gpu.matmul(ag, bg, p), cpu.matmul(ac, bc, p));
+        expectClose(g, c, 1e-6 * k * 9, 1e-5, 'matmul');
+        freeAll(ag, bg);
+      }), RUNS);
+  });
+
+  it('indexSelect gathers f32 and i32 rows exactly; indexAdd scatter-adds within 1e-6 + 1e-6·|cpu|', async () => {
+    await fc.assert(fc.asyncProperty(small, pos, small, small, seed, fc.constantFrom('f32', 'i32'), async (outer, dim, inner, nIdx, sd, dtype) => {
+      const [ig, ic] = both('i32', seededValues(sd, nIdx, 0, dim, true));
+      const [xg, xc] = both(dtype, seededValues(sd + 1, outer * dim * inner, -9, 9, dtype === 'i32'));
+      const [g, c] = await readBoth(gpu.indexSelect(xg, ig, outer, dim, inner), cpu.indexSelect(xc, ic, outer, dim, inner));
+      expect([...g]).toEqual([...c]);
+      const [sg, sc] = both('f32', seededValues(sd + 2, outer * nIdx * inner));
+      const [ga, ca] = await readBoth(gpu.indexAdd(sg, ig, outer, dim, inner), cpu.indexAdd(sc, ic, outer, dim, inner));
+      expectClose(ga, ca, 1e-6, 1e-6, 'indexAdd');
+      freeAll(ig, xg, sg);
+    }), RUNS);
+  });
+
+  it('softmax and log-softmax, forward and backward, match the CPU within 1e-6 + 1e-5·|cpu|', async () => {
+    await fc.assert(fc.asyncProperty(small, pos, seed, fc.boolean(), async (rows, cols, sd, log) => {
+      // Some entries masked to −1e9 as attention does.
+      const x = seededValues(sd, rows * cols, -8, 8).map((v, i) => (i % 5 === 3 ? -1e9 : v));
+      const [xg, xc] = both('f32', x);
+      const [g, c] = await readBoth(gpu.softmax(xg, rows, cols, log), cpu.softmax(xc, rows, cols, log));
+      expectClose(g, c, 1e-6, 1e-5, 'softmax');
+      const [yg, yc] = both('f32', c);
+      const [dg, dc] = both('f32', seededValues(sd + 1, rows * cols));
+      const [bg, bc] = await readBoth(gpu.softmaxBackward(yg, dg, rows, cols, log), cpu.softmaxBackward(yc, dc, rows, cols, log));
+      expectClose(bg, bc, 1e-5, 1e-5, 'softmaxBackward');
+      freeAll(xg, yg, dg);
+    }), RUNS);
+  });
+
+  it('layerNorm forward and backward match the CPU within 1e-5 + 1e-4·|cpu|', async () => {
+    await fc.assert(fc.asyncProperty(small, pos, seed, async (rows, cols, sd) => {
+      const [xg, xc] = both('f32', seededValues(sd, rows * cols, -3, 5));
+      const [wg, wc] = both('f32', seededValues(sd + 1, cols, 0.5, 1.5));
+      const [bg, bc] = both('f32', seededValues(sd + 2, cols));
+      const fg = gpu.layerNorm(xg, wg, bg, rows, cols, 1e-5);
+      const fcpu = cpu.layerNorm(xc, wc, bc, rows, cols, 1e-5);
+      const [dyg, dyc] = both('f32', seededValues(sd + 3, rows * cols));
+      const dg = gpu.layerNormBackward(dyg, xg, wg, fg.mean, fg.rstd, rows, cols);
+      const dcpu = cpu.layerNormBackward(dyc, xc, wc, fcpu.mean, fcpu.rstd, rows, cols);
+      for (const key of ['y', 'mean', 'rstd'] as const) expectClose(...(await readBoth(fg[key], fcpu[key])), 1e-5, 1e-4, key);
+      for (const key of ['dx', 'dgamma', 'dbeta'] as const) expectClose(...(await readBoth(dg[key], dcpu[key])), 1e-5, 1e-4, key);
+      freeAll(xg, wg, bg, dyg);
+    }), RUNS);
+  });
+
+  it('gatherLogProbs and its backward (with ignored targets) match the CPU within 1e-5 + 1e-5·|cpu|', async () => {
+    await fc.assert(fc.asyncProperty(small, pos, seed, async (rows, cols, sd) => {
+      const [lg, lc] = both('f32', seededValues(sd, rows * cols, -6, 6));
+      const [tg, tc] = both('i32', seededValues(sd + 1, rows, -1, cols, true));
+      const fg = gpu.gatherLogProbs(lg, tg, rows, cols);
+      const fcpu = cpu.gatherLogProbs(lc, tc, rows, cols);
+      const [dg, dc] = both('f32', seededValues(sd + 2, rows));
+      const bg = gpu.gatherLogProbsBackward(dg, lg, fg.lse, tg, rows, cols);
+      const bcpu = cpu.gatherLogProbsBackward(dc, lc, fcpu.lse, tc, rows, cols);
+      expectClose(...(await readBoth(bg, bcpu)), 1e-5, 1e-5, 'dlogits');
+      expectClose(...(await readBoth(fg.logp, fcpu.logp)), 1e-5, 1e-5, 'logp');
+      expectClose(...(await readBoth(fg.lse, fcpu.lse)), 1e-5, 1e-5, 'lse');
+      freeAll(lg, tg, dg);
+    }), RUNS);
+  });
+
+  it('random uniform is bit-identical to the CPU and normal within 1e-6·(1 + |z|)', async () => {
+    const u32 = fc.integer({ min: 0, max: 2 ** 32 - 1 });
+    await fc.assert(fc.asyncProperty(fc.integer({ min: 0, max: 300 }), u32, u32, fc.integer({ min: 0, max: MAX_OFFSET - 1000 }), async (n, k0, k1, offset) => {
+      for (const kind of ['uniform', 'normal'] as const) {
+        const [g, c] = await readBoth(gpu.random(kind, 'f32', n, [k0, k1], offset), cpu.random(kind, 'f32', n, [k0, k1], offset));
+        if (kind === 'uniform') expect([...g]).toEqual([...c]);
+        else expectClose(g, c, 1e-6, 1e-6, 'normal');
+      }
+    }), RUNS);
+  });
+
+  it('random over more than 65535 workgroups of 64 is bit-identical to the CPU', async () => {
+    const n = 64 * 65536 + 17;
+    const [g, c] = await readBoth(gpu.random('uniform', 'f32', n, [12345, 678], 2 ** 32 - 5), cpu.random('uniform', 'f32', n, [12345, 678], 2 ** 32 - 5));
+    expect(g.length).toBe(n);
+    let bad = -1;
+    for (let i = 0; i < n; i++) if (g[i] !== c[i]) { bad = i; break; }
+    expect(bad).toBe(-1);
+  });
+
+  it('adamw updates param, m and v in place like the CPU within 1e-6 + 1e-5·|cpu|', async () => {
+    await fc.assert(fc.asyncProperty(fc.integer({ min: 0, max: 50 }), fc.integer({ min: 1, max: 20 }), seed, async (n, step, sd) => {
+      const p = { lr: 1e-2, beta1: 0.9, beta2: 0.999, eps: 1e-8, weightDecay: 0.1, step };
+      const [pg, pc] = both('f32', seededValues(sd, n));
+      const [gg, gc] = both('f32', seededValues(sd + 1, n));
+      const [mg, mc] = both('f32', seededValues(sd + 2, n, -0.1, 0.1));
+      const [vg, vc] = both('f32', seededValues(sd + 3, n, 0, 0.1));
+      gpu.adamw(pg, gg, mg, vg, p);
+      cpu.adamw(pc, gc, mc, vc, p);
+      for (const [g, c] of [[pg, pc], [mg, mc], [vg, vc]] as const) expectClose(...(await readBoth(g, c)), 1e-6, 1e-5, 'adamw');
+      gpu.free(gg);
+    }), RUNS);
+  });
+});
