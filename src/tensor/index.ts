@@ -8,6 +8,8 @@ export type { Backend, Storage, MemoryStats, UnaryOp, BinaryOp, ReduceOp, Matmul
 export { ShapeError, broadcastShapes, sizeOf, type Shape } from './shape.js';
 export { cpu, getBackend, setBackend, manualSeed, defaultGenerator, setDefaultGenerator } from './engine.js';
 export { CpuBackend } from './backends/cpu/index.js';
+export { WebGPUBackend, type WebGPUBackendOptions } from './backends/webgpu/index.js';
+export { initBackend, type BackendChoice } from './backends/select.js';
 export { tidy, keep, scopeDepth, openScope, closeScope, type ScopeHandle } from './scope.js';
 export { backward, noGrad, isGradEnabled, valueAndGrad, defineOp, record, type OpDefinition, type OpContext, type BackwardOptions } from './autograd.js';
 export { gradcheck, type GradcheckOptions, type GradcheckResult } from './gradcheck.js';
