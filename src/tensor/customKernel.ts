@@ -99,6 +99,13 @@ function checkInputs(spec: KernelSpec, inputs: readonly Tensor[]): { backend: Ba
   return { backend: backend ?? fail('needs at least one input'), floatDtype: floatDtype ?? 'f32' };
 }
 
+function checkWorkgroups(op: string, w: readonly number[]): [number, number, number] {
+  if (w.length !== 3 || !w.every((n) => Number.isInteger(n) && n >= 0 && n <= MAX_WORKGROUPS_PER_DIM)) {
+    throw new Error(`${op}: workgroups() returned [${w.join(', ')}]; want three integers in [0, ${MAX_WORKGROUPS_PER_DIM}] (grid1d spreads large counts over x and y)`);
+  }
+  return [w[0], w[1], w[2]];
+}
+
 /** Runs a kernel spec on its inputs' backend (WGSL on WebGPU, the `cpu` reference elsewhere); no graph. */
 function runSpec(spec: KernelSpec, inputs: readonly Tensor[]): Tensor[] {
   const op = spec.name;
@@ -117,15 +124,16 @@ function runSpec(spec: KernelSpec, inputs: readonly Tensor[]): Tensor[] {
       code: spec.code,
       storage: [...inputs.map(() => 'read' as const), ...outs.map(() => 'read_write' as const)],
     };
+    // Everything the user's functions compute is validated before any buffer is taken.
+    const work = outs.some((o) => sizeOf(o.shape) > 0);
+    const launch: Launch | null = work ? { kernel, uniforms: packUniforms(spec.uniforms?.(shapes) ?? []), workgroups: checkWorkgroups(op, spec.workgroups(shapes)) } : null;
     const storages = outs.map((o) => backend.alloc(o.dtype, sizeOf(o.shape)));
-    if (spec.zeroOutputs ?? true) storages.forEach((s) => backend.fill(s, 0));
-    if (outs.some((o) => sizeOf(o.shape) > 0)) {
-      const workgroups = spec.workgroups(shapes);
-      if (workgroups.length !== 3 || !workgroups.every((w) => Number.isInteger(w) && w >= 0 && w <= MAX_WORKGROUPS_PER_DIM)) {
-        throw new Error(`${op}: workgroups() returned [${workgroups.join(', ')}]; want three integers in [0, ${MAX_WORKGROUPS_PER_DIM}] (grid1d spreads large counts over x and y)`);
-      }
-      const uniforms = packUniforms(spec.uniforms?.(shapes) ?? []);
-      backend.runKernel({ kernel, uniforms, workgroups: [workgroups[0], workgroups[1], workgroups[2]] }, inputs.map((t) => t.storage), storages);
+    try {
+      if (spec.zeroOutputs ?? true) storages.forEach((s) => backend.fill(s, 0));
+      if (launch) backend.runKernel(launch, inputs.map((t) => t.storage), storages);
+    } catch (e) {
+      storages.forEach((s) => backend.free(s));
+      throw e;
     }
     return storages.map((s, i) => new Tensor(s, outs[i].shape));
   }

@@ -2,26 +2,32 @@
 // SwiGLU, gradchecked in f64 through its CPU references and compared on WebGPU with the same
 // function composed from built-in ops.
 
+import { readFileSync } from 'node:fs';
 import fc from 'fast-check';
 import { expect, it } from 'vitest';
 import {
-  cpu, defineKernel, defineKernelOp, flatIndexWGSL, gradcheck, grid1d, mul, sigmoid, sub, sum, tensor, tidy, valueAndGrad,
+  add, cpu, defineKernel, defineKernelOp, flatIndexWGSL, gradcheck, grid1d, mul, sigmoid, sizeOf, sub, sum, tensor, tidy, valueAndGrad,
   type Backend, type KernelOpSpec, type Shape, type Tensor, type TypedArray,
 } from '../../src/tensor/index.js';
 import { seededValues } from '../helpers/arbitraries.js';
 import { describeGpu, expectClose, gpu } from '../helpers/webgpu.js';
 
-// ---- the worked example (quoted in docs/custom-kernels.md) ----
+// ---- the worked example: docs/custom-kernels.md quotes the lines between the docs markers ----
 
-const WG = 64;
+// docs:begin swiglu
+const WG = 64; // threads per workgroup; grid1d + flatIndex spread large tensors over x and y
+
+function sig(x: number): number {
+  return x >= 0 ? 1 / (1 + Math.exp(-x)) : Math.exp(x) / (1 + Math.exp(x));
+}
 
 const swigluForward: KernelOpSpec = {
   name: 'swiglu',
   inputs: [{ name: 'a' }, { name: 'b' }],
   check: ([a, b]) => (a.length === b.length && a.every((d, i) => d === b[i]) ? null : 'a and b must have the same shape'),
   outputs: ([a]) => [{ name: 'y', shape: a }],
-  uniforms: ([a]) => [['u32', sizeOfShape(a)]],
-  workgroups: ([a]) => grid1d(sizeOfShape(a), WG),
+  uniforms: ([a]) => [['u32', sizeOf(a)]],
+  workgroups: ([a]) => grid1d(sizeOf(a), WG),
   code: `struct U { n: u32 }
 @group(0) @binding(0) var<uniform> u: U;
 @group(0) @binding(1) var<storage, read> a: array<f32>;
@@ -42,15 +48,15 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec
   cpu: ([a, b]) => [a.map((x, i) => x * sig(x) * b[i])],
 };
 
-/** Backward kernel: inputs (a, b, y, dy), outputs (da, db). */
+/** swiglu(a, b) = a·σ(a)·b; its backward kernel reads (a, b, y, dy) and writes (da, db). */
 const swiglu = defineKernelOp({
   ...swigluForward,
   backward: {
     kernel: {
       inputs: [{ name: 'a' }, { name: 'b' }, { name: 'y' }, { name: 'dy' }],
       outputs: ([a]) => [{ name: 'da', shape: a }, { name: 'db', shape: a }],
-      uniforms: ([a]) => [['u32', sizeOfShape(a)]],
-      workgroups: ([a]) => grid1d(sizeOfShape(a), WG),
+      uniforms: ([a]) => [['u32', sizeOf(a)]],
+      workgroups: ([a]) => grid1d(sizeOf(a), WG),
       code: `struct U { n: u32 }
 @group(0) @binding(0) var<uniform> u: U;
 @group(0) @binding(1) var<storage, read> a: array<f32>;
@@ -87,17 +93,11 @@ const swigluOps = defineKernelOp({
   ...swigluForward,
   backward: (g, { inputs: [a, b] }) => {
     const s = sigmoid(a);
-    return [mul(mul(g, b), mul(s, sub(1, s)).mul(a).add(s)), mul(g, mul(a, s))];
+    const dSilu = add(s, mul(a, mul(s, sub(1, s)))); // d(a·σ(a))/da
+    return [mul(mul(g, b), dSilu), mul(g, mul(a, s))];
   },
 });
-
-function sig(x: number): number {
-  return x >= 0 ? 1 / (1 + Math.exp(-x)) : Math.exp(x) / (1 + Math.exp(x));
-}
-
-function sizeOfShape(s: Shape): number {
-  return s.reduce((n, d) => n * d, 1);
-}
+// docs:end swiglu
 
 const composed = (a: Tensor, b: Tensor): Tensor => mul(mul(a, sigmoid(a)), b);
 
@@ -113,7 +113,7 @@ it('swiglu gradchecks in f64 on the CPU, with the backward kernel (its cpu refer
   fc.assert(
     fc.property(smallShape, fc.integer({ min: 0, max: 2 ** 31 - 1 }), (shape, seed) => {
       tidy(() => {
-        const n = sizeOfShape(shape);
+        const n = sizeOf(shape);
         const a = f64(seededValues(seed, n, -4, 4), shape);
         const b = f64(seededValues(seed + 1, n, -4, 4), shape);
         for (const op of [swiglu, swigluOps]) {
@@ -176,10 +176,18 @@ it('defineKernel runs a kernel with several outputs (no gradient), each checked 
   });
 });
 
+it('docs/custom-kernels.md quotes the worked example above verbatim', () => {
+  const src = readFileSync(new URL(import.meta.url), 'utf8');
+  const example = src.slice(src.indexOf('// docs:begin swiglu\n') + 21, src.indexOf('// docs:end swiglu'));
+  const doc = readFileSync(new URL('../../docs/custom-kernels.md', import.meta.url), 'utf8');
+  expect(example.length).toBeGreaterThan(1000);
+  expect(doc.includes(example), 'docs/custom-kernels.md is out of date: paste the lines between the docs markers of this file').toBe(true);
+});
+
 // ---- WebGPU: the kernels agree with the composed ops ----
 
 /** Dims up to 130 so tensors span several 64-wide workgroups and partial last groups. */
-const gpuShape = fc.array(fc.constantFrom(1, 2, 3, 7, 13, 65, 130), { minLength: 0, maxLength: 3 }).filter((s) => sizeOfShape(s) <= 40000);
+const gpuShape = fc.array(fc.constantFrom(1, 2, 3, 7, 13, 65, 130), { minLength: 0, maxLength: 3 }).filter((s) => sizeOf(s) <= 40000);
 
 async function read(ts: Tensor[]): Promise<TypedArray[]> {
   const out = await Promise.all(ts.map((t) => t.data()));
@@ -189,7 +197,7 @@ async function read(ts: Tensor[]): Promise<TypedArray[]> {
 
 /** Value and both input gradients of Σ f(a, b)·r, on backend. */
 function valueAndGrads(f: (a: Tensor, b: Tensor) => Tensor, backend: Backend, shape: Shape, seed: number): Tensor[] {
-  const n = sizeOfShape(shape);
+  const n = sizeOf(shape);
   return tidy(() => {
     const a = tensor(seededValues(seed, n, -6, 6), shape, { backend });
     const b = tensor(seededValues(seed + 1, n, -3, 3), shape, { backend });
