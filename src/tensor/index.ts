@@ -13,6 +13,8 @@ export { initBackend, type BackendChoice } from './backends/select.js';
 export { tidy, keep, scopeDepth, openScope, closeScope, type ScopeHandle } from './scope.js';
 export { backward, noGrad, isGradEnabled, valueAndGrad, defineOp, record, type OpDefinition, type OpContext, type BackwardOptions } from './autograd.js';
 export { gradcheck, type GradcheckOptions, type GradcheckResult } from './gradcheck.js';
+export { defineKernel, defineKernelOp, type KernelSpec, type KernelOpSpec, type BackwardKernelSpec, type KernelInputSpec, type KernelOutputSpec } from './customKernel.js';
+export { packUniforms, grid1d, flatIndexWGSL, type UniformField, type Kernel, type Launch } from '../shaders/kernel.js';
 export * from './ops/creation.js';
 export * from './ops/elementwise.js';
 export * from './ops/reduce.js';
