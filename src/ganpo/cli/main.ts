@@ -3,9 +3,11 @@
 
 import { UsageError } from './args.js';
 import { pretrainCommand } from './pretrain.js';
+import { trainCommand } from './train.js';
 
 const COMMANDS: Record<string, { run: (argv: string[]) => Promise<number>; help: string }> = {
   pretrain: { run: pretrainCommand, help: 'pretrain the base GPT on the bundled corpus' },
+  train: { run: trainCommand, help: 'preference-train a model on TRL-style JSONL (DPO, IPO, hinge, robust, SimPO; --ganpo)' },
 };
 
 function usage(): string {
