@@ -4,9 +4,11 @@
 import { UsageError } from './args.js';
 import { pretrainCommand } from './pretrain.js';
 import { trainCommand } from './train.js';
+import { studyCommand } from './study.js';
 
 const COMMANDS: Record<string, { run: (argv: string[]) => Promise<number>; help: string }> = {
   pretrain: { run: pretrainCommand, help: 'pretrain the base GPT on the bundled corpus' },
+  study: { run: studyCommand, help: 'the main job: GANPO vs DPO (and SimPO) on the embedded sentiment task (npm start)' },
   train: { run: trainCommand, help: 'preference-train a model on TRL-style JSONL (DPO, IPO, hinge, robust, SimPO; --ganpo)' },
 };
 
