@@ -8,7 +8,6 @@
 import { noGrad } from '../tensor/autograd.js';
 import { Generator, multinomial } from '../tensor/random/philox.js';
 import { tensor } from '../tensor/ops/creation.js';
-import { slice } from '../tensor/ops/movement.js';
 import { tidy } from '../tensor/scope.js';
 import type { Tensor } from '../tensor/tensor.js';
 import type { GPT } from './gpt.js';
@@ -76,8 +75,7 @@ export async function generate(model: GPT, promptIds: readonly (readonly number[
           const ids = tensor(seqs.map((s) => s.slice(from)), [B, len - from], i32);
           const attentionMask = tensor(maskRows(from, len), [B, len - from], i32);
           const positionIds = tensor(posRows(from, len), [B, len - from], i32);
-          const { logits } = model.forward(ids, { attentionMask, positionIds, kvCache: cache ?? undefined });
-          return slice(logits, 1, -1);
+          return model.forward(ids, { attentionMask, positionIds, kvCache: cache ?? undefined, lastOnly: true }).logits;
         }),
       );
       const logits = await readAndDispose(last);
@@ -130,6 +128,13 @@ function argmax(row: Float64Array): number {
 /** softmax(row / temperature) restricted to the top-k and then the top-p nucleus (unnormalized is fine for multinomial). */
 export function filteredProbs(row: Float64Array, temperature: number, topK: number, topP: number, out: Float64Array): void {
   const V = row.length;
+  if ((topK <= 0 || topK >= V) && topP >= 1) {
+    // Plain temperature sampling needs no sort: that is most calls, and sorting V per row per step dominates.
+    let maxLogit = -Infinity;
+    for (let i = 0; i < V; i++) if (row[i] > maxLogit) maxLogit = row[i];
+    for (let i = 0; i < V; i++) out[i] = Math.exp((row[i] - maxLogit) / temperature);
+    return;
+  }
   const order = Array.from({ length: V }, (_, i) => i).sort((a, b) => row[b] - row[a] || a - b);
   const maxLogit = row[order[0]];
   for (let i = 0; i < V; i++) out[i] = Math.exp((row[i] - maxLogit) / temperature);

@@ -5,7 +5,7 @@ import { arange } from '../tensor/ops/creation.js';
 import { add } from '../tensor/ops/elementwise.js';
 import { embedding } from '../tensor/ops/indexing.js';
 import { matmulT } from '../tensor/ops/matmul.js';
-import { reshape } from '../tensor/ops/movement.js';
+import { reshape, slice } from '../tensor/ops/movement.js';
 import { fmtShape, ShapeError } from '../tensor/shape.js';
 import type { Tensor } from '../tensor/tensor.js';
 import type { Generator } from '../tensor/random/philox.js';
@@ -36,6 +36,8 @@ export interface GPTForwardOptions {
   kvCache?: KVCache;
   /** Also return the final hidden states (after ln_f, the LM head's input). */
   returnHidden?: boolean;
+  /** Compute logits for the last position only ([B, 1, V]): what sampling needs, at 1/T of the LM-head cost. */
+  lastOnly?: boolean;
 }
 
 export interface GPTOutput {
@@ -140,8 +142,10 @@ export class GPT extends Module {
     let x = drop.forward(add(wte.forward(ids), embedding(wpe.weight, pos)));
     for (let i = 0; i < h.length; i++) x = h.at(i).forward(x, keyMask, cache, i);
     const hidden = ln_f.forward(x);
+    const head = opts.lastOnly && T > 1 ? slice(hidden, 1, T - 1) : hidden;
+    const Th = head.shape[1];
     // Tied head: logits = hidden · wteᵀ, reading wte transposed in the kernel (no copy).
-    const logits = reshape(matmulT(reshape(hidden, [B * T, this.config.dModel]), wte.weight, false, true), [B, T, this.config.vocabSize]);
+    const logits = reshape(matmulT(reshape(head, [B * Th, this.config.dModel]), wte.weight, false, true), [B, Th, this.config.vocabSize]);
     return opts.returnHidden ? { logits, hidden } : { logits };
   }
 }
