@@ -65,6 +65,11 @@ export class WebGPUBackend implements Backend {
     return this.rt.adapterInfo;
   }
 
+  /** The adapter is a CPU driver (lavapipe, SwiftShader): kernel variants are chosen for it. */
+  get isSoftwareAdapter(): boolean {
+    return this.rt.isSoftware;
+  }
+
   get device(): GPUDevice {
     return this.rt.device;
   }
