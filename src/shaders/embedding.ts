@@ -15,14 +15,15 @@ struct Uniforms { outer: u32, dim: u32, inner: u32, nIdx: u32, total: u32, nanBi
 `;
 
 const SELECT_WGSL = /* wgsl */ `${HEADER}
-@group(0) @binding(1) var<storage, read> x: array<f32>;
+// Values move as raw 32-bit words, so one pipeline gathers f32 and i32 alike, bit for bit.
+@group(0) @binding(1) var<storage, read> x: array<u32>;
 @group(0) @binding(2) var<storage, read> idx: array<i32>;
-@group(0) @binding(3) var<storage, read_write> out: array<f32>;
+@group(0) @binding(3) var<storage, read_write> out: array<u32>;
 
 ${flatIndexWGSL(WORKGROUP)}
 
 // out[o, j, i] = x[o, idx[j], i]. The CPU throws on an index outside [0, dim); a kernel cannot, so
-// it writes NaN there, which at least poisons the loss instead of reading another row.
+// it writes the bits of NaN there, which at least poisons an f32 loss instead of reading another row.
 @compute @workgroup_size(${WORKGROUP})
 fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>,
         @builtin(local_invocation_index) lid: u32) {
@@ -32,7 +33,7 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec
   let j = (e / u.inner) % u.nIdx;
   let o = e / (u.inner * u.nIdx);
   let d = idx[j];
-  var v = bitcast<f32>(u.nanBits);
+  var v = u.nanBits;
   if (d >= 0 && u32(d) < u.dim) { v = x[(o * u.dim + u32(d)) * u.inner + i]; }
   out[e] = v;
 }
@@ -74,7 +75,7 @@ function launch(name: string, code: string, total: number, outer: number, dim: n
   };
 }
 
-/** out [outer, nIdx, inner] = x [outer, dim, inner] at idx; storage [x: read, idx (i32): read, out: read_write]. */
+/** out [outer, nIdx, inner] = x [outer, dim, inner] at idx (f32 or i32 words); storage [x: read, idx (i32): read, out: read_write]. */
 export function indexSelectLaunch(outer: number, dim: number, inner: number, nIdx: number): Launch {
   return launch('indexSelect', SELECT_WGSL, outer * nIdx * inner, outer, dim, inner, nIdx);
 }
