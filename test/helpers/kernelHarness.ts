@@ -1,11 +1,9 @@
 // Runs kernel builders' Launches on a real WebGPU device for tests: compiles (caching pipelines by
 // source and failing with the compiler's message and line), uploads inputs, dispatches, reads back.
-// Without an adapter, opening fails, unless GANPO_ALLOW_NO_WEBGPU=1 asks the caller to skip.
+// Without an adapter, opening returns undefined (the caller skips) or fails under GANPO_REQUIRE_WEBGPU=1.
 
-import { mkdtempSync } from 'node:fs';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
 import type { Launch } from '../../src/shaders/kernel.js';
+import { adapterOrSkip } from './webgpuEnv.js';
 
 export type HostArray = Float32Array | Int32Array | Uint32Array;
 
@@ -29,26 +27,10 @@ export interface KernelHarness {
   destroy(): void;
 }
 
-export const allowNoWebGPU = process.env.GANPO_ALLOW_NO_WEBGPU === '1';
-
-// Keep the instance reachable for the whole process: collecting it under a live device crashes Dawn.
-let gpu: GPU | undefined;
-
-/** Opens a device; returns undefined only when there is no adapter and GANPO_ALLOW_NO_WEBGPU=1. */
+/** Opens a device; undefined when there is no adapter and the suite is to be skipped (see webgpuEnv.ts). */
 export async function openHarness(suite: string): Promise<KernelHarness | undefined> {
-  // Mesa warns on every process without a runtime dir; a private temp dir silences it.
-  process.env.XDG_RUNTIME_DIR ??= mkdtempSync(join(tmpdir(), 'ganpo-xdg-'));
-  const { create, globals } = await import('webgpu');
-  Object.assign(globalThis, globals);
-  gpu ??= create([]);
-  const adapter = await gpu.requestAdapter();
-  if (!adapter) {
-    if (allowNoWebGPU) {
-      console.warn(`${suite}: skipped, no WebGPU adapter and GANPO_ALLOW_NO_WEBGPU=1`);
-      return undefined;
-    }
-    throw new Error(`${suite}: no WebGPU adapter (set GANPO_ALLOW_NO_WEBGPU=1 to skip these tests without one)`);
-  }
+  const adapter = await adapterOrSkip(suite);
+  if (!adapter) return undefined;
   const device = await adapter.requestDevice();
   return makeHarness(device);
 }
