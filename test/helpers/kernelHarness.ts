@@ -18,10 +18,14 @@ export interface Step {
 
 export interface KernelHarness {
   readonly device: GPUDevice;
-  /** Runs one launch on buffers in storage order and returns every buffer's contents afterwards. */
-  run(launch: Launch, buffers: readonly HostArray[]): Promise<HostArray[]>;
-  /** Runs steps in order on named buffers (in one submit) and returns every buffer afterwards. */
-  runSteps(steps: readonly Step[], buffers: Buffers): Promise<Buffers>;
+  /**
+   * Runs one launch on buffers in storage order and returns every buffer's contents afterwards, or
+   * only those at the positions in `only` (big cases skip reading back their inputs; the others
+   * come back as given).
+   */
+  run(launch: Launch, buffers: readonly HostArray[], only?: readonly number[]): Promise<HostArray[]>;
+  /** Runs steps in order on named buffers (in one submit) and returns every buffer afterwards (or those in `only`). */
+  runSteps(steps: readonly Step[], buffers: Buffers, only?: readonly string[]): Promise<Buffers>;
   /** How many distinct pipelines were compiled (tests check that shapes reuse them). */
   pipelineCount(): number;
   destroy(): void;
@@ -65,9 +69,10 @@ function makeHarness(device: GPUDevice): KernelHarness {
     return p;
   }
 
-  async function runSteps(steps: readonly Step[], buffers: Buffers): Promise<Buffers> {
+  async function runSteps(steps: readonly Step[], buffers: Buffers, only?: readonly string[]): Promise<Buffers> {
     const compiled = await Promise.all(steps.map((s) => pipelineFor(s.launch)));
     const names = Object.keys(buffers);
+    const readNames = only ?? names;
     const gpuBuffers = new Map<string, GPUBuffer>();
     const temp: GPUBuffer[] = [];
     device.pushErrorScope('validation');
@@ -107,7 +112,7 @@ function makeHarness(device: GPUDevice): KernelHarness {
       pass.dispatchWorkgroups(...launch.workgroups);
       pass.end();
     });
-    const reads = names.map((name) => {
+    const reads = readNames.map((name) => {
       const src = gpuBuffers.get(name)!;
       const read = device.createBuffer({ size: src.size, usage: GPUBufferUsage.MAP_READ | GPUBufferUsage.COPY_DST });
       encoder.copyBufferToBuffer(src, 0, read, 0, src.size);
@@ -117,9 +122,9 @@ function makeHarness(device: GPUDevice): KernelHarness {
     device.queue.submit([encoder.finish()]);
     const error = await device.popErrorScope();
     if (error) throw new Error(`${steps.map((s) => s.launch.kernel.name).join(', ')}: ${error.message}`);
-    const out: Buffers = {};
+    const out: Buffers = { ...buffers };
     await Promise.all(reads.map(async (read, i) => {
-      const name = names[i]!;
+      const name = readNames[i]!;
       const like = buffers[name]!;
       await read.mapAsync(GPUMapMode.READ);
       const bytes = read.getMappedRange().slice(0, like.byteLength);
@@ -132,10 +137,10 @@ function makeHarness(device: GPUDevice): KernelHarness {
 
   return {
     device,
-    async run(launch, buffers) {
+    async run(launch, buffers, only) {
       const named: Buffers = {};
       buffers.forEach((b, i) => (named[`b${i}`] = b));
-      const out = await runSteps([{ launch, bind: buffers.map((_, i) => `b${i}`) }], named);
+      const out = await runSteps([{ launch, bind: buffers.map((_, i) => `b${i}`) }], named, only?.map((i) => `b${i}`));
       return buffers.map((_, i) => out[`b${i}`]!);
     },
     runSteps,
@@ -163,6 +168,17 @@ export function seededFloats(n: number, seed: number, scale = 1): Float32Array {
     t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
     out[i] = ((((t ^ (t >>> 14)) >>> 0) / 4294967296) * 2 - 1) * scale;
   }
+  return out;
+}
+
+/**
+ * Indices for checking a huge output cheaply: every stride-th one, plus all of the last `tail`
+ * (the workgroups past the 65535 boundary, where a wrong grid shows first).
+ */
+export function sampleIndices(n: number, stride = 4099, tail = 4096): number[] {
+  const out: number[] = [];
+  for (let i = 0; i < n - tail; i += stride) out.push(i);
+  for (let i = Math.max(0, n - tail); i < n; i++) out.push(i);
   return out;
 }
 
