@@ -1,9 +1,10 @@
 // A whole model agrees across backends: a 2-layer GPT built with the same seed on the CPU and on
 // WebGPU starts from identical weights (counter-based init), and its masked cross-entropy loss and
-// every parameter gradient match.
+// every parameter gradient match. Also counts the GPU work of one AdamW training step.
 
 import { afterAll, expect, it } from 'vitest';
 import { GPT, type GPTConfig } from '../../../../src/nn/gpt.js';
+import { AdamW } from '../../../../src/nn/optim.js';
 import type { Backend } from '../../../../src/tensor/backend.js';
 import { crossEntropy, tensor, tidy } from '../../../../src/tensor/index.js';
 import { Generator } from '../../../../src/tensor/random/philox.js';
@@ -83,5 +84,34 @@ describeGpu('GPT on WebGPU vs CPU', () => {
     }
     console.log(`GPT backend agreement: loss cpu ${lc.itemSync()} gpu ${await lg.item()}, worst grad |gpu - cpu| / max|grad| = ${worst.toExponential(2)}`);
     for (const t of [lc, lg, dc.ids, dc.targets, dc.mask, dg.ids, dg.targets, dg.mask]) t.dispose();
+  });
+
+  it('one AdamW training step (forward, backward, update) reading the loss once makes exactly one readback', async () => {
+    const m = new GPT(config, { backend: gpu, generator: new Generator(2) });
+    models.push(m);
+    const d = batch(gpu);
+    const opt = new AdamW(m, { lr: 1e-3 });
+    const step = async (): Promise<number> => {
+      const loss = tidy(() => {
+        const l = lossOf(m, d);
+        l.backward();
+        return l;
+      });
+      opt.step();
+      opt.zeroGrad();
+      const v = await loss.item();
+      loss.dispose();
+      return v;
+    };
+    await step(); // compiles the pipelines and creates the optimizer state
+    await gpu.sync();
+    gpu.resetCounters();
+    const loss = await step();
+    const c = gpu.counters();
+    console.log(`GPT training step on WebGPU: ${c.dispatches} dispatches, ${c.submits} submits, ${c.readbacks} readbacks`);
+    expect(Number.isFinite(loss)).toBe(true);
+    expect(c.readbacks).toBe(1);
+    opt.dispose();
+    for (const t of [d.ids, d.targets, d.mask]) t.dispose();
   });
 });
