@@ -1,11 +1,9 @@
 // Runs kernel builders' Launches on a real WebGPU device for tests: compiles (caching pipelines by
 // source and failing with the compiler's message and line), uploads inputs, dispatches, reads back.
-// Without an adapter, opening fails, unless GANPO_ALLOW_NO_WEBGPU=1 asks the caller to skip.
+// Without an adapter, opening returns undefined (the caller skips) or fails under GANPO_REQUIRE_WEBGPU=1.
 
-import { mkdtempSync } from 'node:fs';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
 import type { Launch } from '../../src/shaders/kernel.js';
+import { adapterOrSkip } from './webgpuEnv.js';
 
 export type HostArray = Float32Array | Int32Array | Uint32Array;
 
@@ -20,35 +18,23 @@ export interface Step {
 
 export interface KernelHarness {
   readonly device: GPUDevice;
-  /** Runs one launch on buffers in storage order and returns every buffer's contents afterwards. */
-  run(launch: Launch, buffers: readonly HostArray[]): Promise<HostArray[]>;
-  /** Runs steps in order on named buffers (in one submit) and returns every buffer afterwards. */
-  runSteps(steps: readonly Step[], buffers: Buffers): Promise<Buffers>;
+  /**
+   * Runs one launch on buffers in storage order and returns every buffer's contents afterwards, or
+   * only those at the positions in `only` (big cases skip reading back their inputs; the others
+   * come back as given).
+   */
+  run(launch: Launch, buffers: readonly HostArray[], only?: readonly number[]): Promise<HostArray[]>;
+  /** Runs steps in order on named buffers (in one submit) and returns every buffer afterwards (or those in `only`). */
+  runSteps(steps: readonly Step[], buffers: Buffers, only?: readonly string[]): Promise<Buffers>;
   /** How many distinct pipelines were compiled (tests check that shapes reuse them). */
   pipelineCount(): number;
   destroy(): void;
 }
 
-export const allowNoWebGPU = process.env.GANPO_ALLOW_NO_WEBGPU === '1';
-
-// Keep the instance reachable for the whole process: collecting it under a live device crashes Dawn.
-let gpu: GPU | undefined;
-
-/** Opens a device; returns undefined only when there is no adapter and GANPO_ALLOW_NO_WEBGPU=1. */
+/** Opens a device; undefined when there is no adapter and the suite is to be skipped (see webgpuEnv.ts). */
 export async function openHarness(suite: string): Promise<KernelHarness | undefined> {
-  // Mesa warns on every process without a runtime dir; a private temp dir silences it.
-  process.env.XDG_RUNTIME_DIR ??= mkdtempSync(join(tmpdir(), 'ganpo-xdg-'));
-  const { create, globals } = await import('webgpu');
-  Object.assign(globalThis, globals);
-  gpu ??= create([]);
-  const adapter = await gpu.requestAdapter();
-  if (!adapter) {
-    if (allowNoWebGPU) {
-      console.warn(`${suite}: skipped, no WebGPU adapter and GANPO_ALLOW_NO_WEBGPU=1`);
-      return undefined;
-    }
-    throw new Error(`${suite}: no WebGPU adapter (set GANPO_ALLOW_NO_WEBGPU=1 to skip these tests without one)`);
-  }
+  const adapter = await adapterOrSkip(suite);
+  if (!adapter) return undefined;
   const device = await adapter.requestDevice();
   return makeHarness(device);
 }
@@ -83,9 +69,10 @@ function makeHarness(device: GPUDevice): KernelHarness {
     return p;
   }
 
-  async function runSteps(steps: readonly Step[], buffers: Buffers): Promise<Buffers> {
+  async function runSteps(steps: readonly Step[], buffers: Buffers, only?: readonly string[]): Promise<Buffers> {
     const compiled = await Promise.all(steps.map((s) => pipelineFor(s.launch)));
     const names = Object.keys(buffers);
+    const readNames = only ?? names;
     const gpuBuffers = new Map<string, GPUBuffer>();
     const temp: GPUBuffer[] = [];
     device.pushErrorScope('validation');
@@ -125,7 +112,7 @@ function makeHarness(device: GPUDevice): KernelHarness {
       pass.dispatchWorkgroups(...launch.workgroups);
       pass.end();
     });
-    const reads = names.map((name) => {
+    const reads = readNames.map((name) => {
       const src = gpuBuffers.get(name)!;
       const read = device.createBuffer({ size: src.size, usage: GPUBufferUsage.MAP_READ | GPUBufferUsage.COPY_DST });
       encoder.copyBufferToBuffer(src, 0, read, 0, src.size);
@@ -135,9 +122,9 @@ function makeHarness(device: GPUDevice): KernelHarness {
     device.queue.submit([encoder.finish()]);
     const error = await device.popErrorScope();
     if (error) throw new Error(`${steps.map((s) => s.launch.kernel.name).join(', ')}: ${error.message}`);
-    const out: Buffers = {};
+    const out: Buffers = { ...buffers };
     await Promise.all(reads.map(async (read, i) => {
-      const name = names[i]!;
+      const name = readNames[i]!;
       const like = buffers[name]!;
       await read.mapAsync(GPUMapMode.READ);
       const bytes = read.getMappedRange().slice(0, like.byteLength);
@@ -150,10 +137,10 @@ function makeHarness(device: GPUDevice): KernelHarness {
 
   return {
     device,
-    async run(launch, buffers) {
+    async run(launch, buffers, only) {
       const named: Buffers = {};
       buffers.forEach((b, i) => (named[`b${i}`] = b));
-      const out = await runSteps([{ launch, bind: buffers.map((_, i) => `b${i}`) }], named);
+      const out = await runSteps([{ launch, bind: buffers.map((_, i) => `b${i}`) }], named, only?.map((i) => `b${i}`));
       return buffers.map((_, i) => out[`b${i}`]!);
     },
     runSteps,
@@ -181,6 +168,17 @@ export function seededFloats(n: number, seed: number, scale = 1): Float32Array {
     t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
     out[i] = ((((t ^ (t >>> 14)) >>> 0) / 4294967296) * 2 - 1) * scale;
   }
+  return out;
+}
+
+/**
+ * Indices for checking a huge output cheaply: every stride-th one, plus all of the last `tail`
+ * (the workgroups past the 65535 boundary, where a wrong grid shows first).
+ */
+export function sampleIndices(n: number, stride = 4099, tail = 4096): number[] {
+  const out: number[] = [];
+  for (let i = 0; i < n - tail; i += stride) out.push(i);
+  for (let i = Math.max(0, n - tail); i < n; i++) out.push(i);
   return out;
 }
 

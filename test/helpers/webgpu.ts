@@ -1,25 +1,16 @@
-// One WebGPU backend per test file. Without an adapter the file fails, unless
-// GANPO_ALLOW_NO_WEBGPU=1 asks it to skip (describeGpu then skips with a printed reason).
+// One WebGPU backend per test file, shared by its describeGpu blocks. Without an adapter the file
+// skips them with a printed reason, or fails under GANPO_REQUIRE_WEBGPU=1 (see webgpuEnv.ts).
 
 import { afterAll, describe } from 'vitest';
-import { requestAdapter } from '../../src/tensor/backends/webgpu/device.js';
 import { WebGPUBackend } from '../../src/tensor/backends/webgpu/index.js';
 import type { Storage } from '../../src/tensor/backend.js';
 import type { TypedArray } from '../../src/tensor/dtype.js';
 import { CpuBackend } from '../../src/tensor/backends/cpu/index.js';
-
-const allowNoWebGPU = process.env.GANPO_ALLOW_NO_WEBGPU === '1';
+import { adapterOrSkip } from './webgpuEnv.js';
 
 async function open(): Promise<WebGPUBackend | undefined> {
-  const adapter = await requestAdapter();
-  if (!adapter) {
-    if (allowNoWebGPU) {
-      console.warn('WebGPU tests skipped: no WebGPU adapter and GANPO_ALLOW_NO_WEBGPU=1');
-      return undefined;
-    }
-    throw new Error('no WebGPU adapter: install a Vulkan driver (or Mesa lavapipe), or set GANPO_ALLOW_NO_WEBGPU=1 to skip');
-  }
-  return WebGPUBackend.create();
+  const adapter = await adapterOrSkip('WebGPU backend tests');
+  return adapter ? WebGPUBackend.create() : undefined;
 }
 
 const opened = await open();
@@ -29,7 +20,7 @@ afterAll(() => opened?.destroy());
 export const gpu = opened as WebGPUBackend;
 export const cpu = new CpuBackend();
 
-/** describe() that skips when there is no adapter and skipping was allowed. */
+/** describe() that skips when there is no adapter (and GANPO_REQUIRE_WEBGPU is not set). */
 export function describeGpu(name: string, fn: () => void): void {
   describe.skipIf(opened === undefined)(name, fn);
 }

@@ -1,10 +1,7 @@
 // The WGSL Philox helpers on a real WebGPU device agree with the TypeScript reference: raw blocks,
 // uniforms and Bernoulli masks bit for bit, normals within a small absolute tolerance.
-// Without an adapter this file fails, unless GANPO_ALLOW_NO_WEBGPU=1 asks it to skip.
+// Without an adapter it skips with a printed reason, or fails under GANPO_REQUIRE_WEBGPU=1.
 
-import { mkdtempSync } from 'node:fs';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
 import { philoxWGSL } from '../../src/shaders/philox.js';
 import {
@@ -16,25 +13,10 @@ import {
   uniformAt,
   type PhiloxKey,
 } from '../../src/tensor/random/philox.js';
+import { adapterOrSkip } from '../helpers/webgpuEnv.js';
 
-const allowNoWebGPU = process.env.GANPO_ALLOW_NO_WEBGPU === '1';
-
-let gpu: GPU | undefined;
-
-async function openDevice(): Promise<GPUDevice | undefined> {
-  // Mesa warns on every process without a runtime dir; a private temp dir silences it.
-  process.env.XDG_RUNTIME_DIR ??= mkdtempSync(join(tmpdir(), 'ganpo-xdg-'));
-  const { create, globals } = await import('webgpu');
-  Object.assign(globalThis, globals);
-  // Keep the instance reachable for the whole file: collecting it under a live device crashes Dawn.
-  gpu = create([]);
-  const adapter = await gpu.requestAdapter();
-  return adapter ? await adapter.requestDevice() : undefined;
-}
-
-const device = await openDevice();
-const skip = device === undefined && allowNoWebGPU;
-if (skip) console.warn('philox WGSL tests skipped: no WebGPU adapter and GANPO_ALLOW_NO_WEBGPU=1');
+const adapter = await adapterOrSkip('philox WGSL tests');
+const device = adapter ? await adapter.requestDevice() : undefined;
 
 afterAll(() => device?.destroy());
 
@@ -116,14 +98,9 @@ async function runCases(dev: GPUDevice, cases: Case[], n: number): Promise<Uint3
   return result;
 }
 
-describe.skipIf(skip)('philox WGSL (skipped without an adapter when GANPO_ALLOW_NO_WEBGPU=1)', () => {
-  it('found a WebGPU adapter (set GANPO_ALLOW_NO_WEBGPU=1 to skip these tests without one)', () => {
-    expect(device).toBeDefined();
-  });
-
+describe.skipIf(!device)('philox WGSL', () => {
   it('blocks, uniforms and masks are bit-identical to the CPU, normals within 1e-6 * (1 + |z|)', async () => {
-    const dev = device;
-    if (!dev) throw new Error('no WebGPU adapter (see the test above)');
+    const dev = device!;
     const n = 4096;
     const cases: Case[] = [
       { key: [0, 0], offset: 0, p: 0.5 },

@@ -62,11 +62,10 @@ describe.skipIf(!h)('softmax WGSL', () => {
     await fc.assert(fc.asyncProperty(caseArb, checkBackward), { numRuns: 25 });
   });
 
-  it('70000 rows of 3 columns (rows spill into workgroup y), both directions', async () => {
-    for (const log of [false, true]) {
-      await checkForward({ rows: 70000, cols: 3, log, seed: 3, masked: false });
-      await checkBackward({ rows: 70000, cols: 3, log, seed: 4, masked: false });
-    }
+  it('65537 rows of 3 columns (rows spill into workgroup y), each kernel once', async () => {
+    // log is a uniform, not a variant: one mode per kernel covers both pipelines.
+    await checkForward({ rows: 65537, cols: 3, log: false, seed: 3, masked: false });
+    await checkBackward({ rows: 65537, cols: 3, log: true, seed: 4, masked: false });
     expect(h!.pipelineCount()).toBe(2); // one pipeline each way, for every shape and both modes
   });
 });

@@ -19,6 +19,8 @@ export interface OpenedDevice {
   device: GPUDevice;
   adapterInfo: string;
   hasF16: boolean;
+  /** A CPU driver (lavapipe, SwiftShader): kernels are then picked for a CPU's caches, not a GPU's. */
+  isSoftware: boolean;
 }
 
 // Collecting the instance while a device lives crashes Dawn, so it stays referenced for the process.
@@ -43,6 +45,15 @@ export async function requestAdapter(powerPreference: GPUPowerPreference = 'high
 export function describeAdapter(info: GPUAdapterInfo): string {
   const parts = [info.vendor, info.architecture, info.device, info.description].filter((s) => s && s.length > 0);
   return `webgpu (${parts.join(' / ') || 'unknown adapter'})`;
+}
+
+const SOFTWARE_ADAPTER = /llvmpipe|lavapipe|swiftshader|software/i;
+
+/** True for a fallback adapter or one whose info names a known CPU driver. */
+export function isSoftwareAdapter(info: GPUAdapterInfo): boolean {
+  // isFallbackAdapter is recent in the spec; older Dawn builds lack it, so the names decide too.
+  if ((info as { isFallbackAdapter?: boolean }).isFallbackAdapter === true) return true;
+  return [info.vendor, info.architecture, info.device, info.description].some((s) => s !== undefined && SOFTWARE_ADAPTER.test(s));
 }
 
 /** Limits raised to the adapter's maxima, since WebGPU's defaults (128 MiB bindings, 8 storage buffers) are small for LMs. */
@@ -70,7 +81,7 @@ export async function openDevice(opts: DeviceOptions = {}): Promise<OpenedDevice
     requiredLimits,
     requiredFeatures: hasF16 ? ['shader-f16'] : [],
   });
-  return { device, adapterInfo: describeAdapter(adapter.info), hasF16 };
+  return { device, adapterInfo: describeAdapter(adapter.info), hasF16, isSoftware: isSoftwareAdapter(adapter.info) };
 }
 
 /** A WGSL compile error as one readable message: kernel, line, Dawn's message and the source line. */

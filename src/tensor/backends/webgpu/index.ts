@@ -1,34 +1,26 @@
 // The WebGPU backend: the Backend contract on Dawn. Ops record dispatches into a pending command
 // encoder (runtime.ts); nothing runs until a read, a flush, or a full batch.
 //
-// Heavy-kernel builder convention (src/shaders/{matmul,softmax,layernorm,crossentropy,embedding,
-// random,optimizer}.ts). Each builder is a pure function of sizes and parameters returning a Launch
-// (or Launch[] run in order on the same buffers); sizes travel as uniforms so shapes share
-// pipelines. Outputs are fresh, uninitialized buffers the kernel must write in full. Storage order:
-//   matmulLaunch(p: MatmulParams): Launch                               [a, b, out]
-//   indexSelectLaunch(outer, dim, inner, nIdx): Launch                  [x, idx(i32), out]   (f32 or i32 values)
-//   indexAddLaunch(outer, dim, inner, nIdx): Launch                     [src, idx(i32), out]
-//   softmaxLaunch(rows, cols, log): Launch                              [x, y]
-//   softmaxBackwardLaunch(rows, cols, log): Launch                      [y, dy, dx]
-//   layerNormLaunch(rows, cols, eps): Launch                            [x, gamma, beta, y, mean, rstd]
-//   layerNormBackwardLaunches(rows, cols): Launch[]                     [dy, x, gamma, mean, rstd, dx, dgamma, dbeta]
-//   gatherLogProbsLaunch(rows, cols): Launch                            [logits, targets(i32), logp, lse]
-//   gatherLogProbsBackwardLaunch(rows, cols): Launch                    [dlogp, logits, lse, targets(i32), dlogits]
-//   randomLaunch(kind, size, key, offset): Launch                       [out]
-//   adamwLaunch(size, p: AdamWParams): Launch                           [param(rw), grad, m(rw), v(rw)]
-// Until those files land, the simple kernels of fallbackKernels.ts (same signatures) are used.
+// The heavy methods (matmul, indexing, fused rows, random, AdamW) run the builders of src/shaders;
+// each builder documents its own storage order, which this file adapts to the contract.
 
 import type { AdamWParams, Backend, BinaryOp, MatmulParams, MemoryStats, ReduceOp, Storage, UnaryOp } from '../../backend.js';
 import { arrayFor, type DType, type TypedArray } from '../../dtype.js';
 import { contiguousStrides, sizeOf } from '../../shape.js';
 import type { Launch } from '../../../shaders/kernel.js';
 import { binaryLaunch, castLaunch, fillLaunch, type GpuDType, unaryLaunch, whereLaunch } from '../../../shaders/elementwise.js';
+import { gatherLogProbsBackwardLaunch, gatherLogProbsLaunch } from '../../../shaders/crossentropy.js';
+import { indexAddLaunch, indexSelectLaunch } from '../../../shaders/embedding.js';
+import { layerNormBackwardLaunches, layerNormLaunch } from '../../../shaders/layernorm.js';
+import { chooseMatmulVariant, MATMUL_MAX_BATCH_RANK, matmulLaunch } from '../../../shaders/matmul.js';
 import { copyLaunch } from '../../../shaders/movement.js';
+import { adamwLaunch } from '../../../shaders/optimizer.js';
+import { randomLaunch } from '../../../shaders/random.js';
+import { softmaxBackwardLaunch, softmaxLaunch } from '../../../shaders/softmax.js';
 import { reduceGenericLaunch, reduceRowsLaunch } from '../../../shaders/reduce.js';
 import { collapseDims } from '../../../shaders/strided.js';
 import { openDevice, type DeviceOptions } from './device.js';
 import { GpuRuntime, type Counters } from './runtime.js';
-import * as heavy from './fallbackKernels.js';
 
 export type { Counters } from './runtime.js';
 
@@ -63,6 +55,11 @@ export class WebGPUBackend implements Backend {
 
   describe(): string {
     return this.rt.adapterInfo;
+  }
+
+  /** The adapter is a CPU driver (lavapipe, SwiftShader): kernel variants are chosen for it. */
+  get isSoftwareAdapter(): boolean {
+    return this.rt.isSoftware;
   }
 
   get device(): GPUDevice {
@@ -228,35 +225,42 @@ export class WebGPUBackend implements Backend {
     return out;
   }
 
-  // ---- heavy kernels (builders per the convention above) ----
+  // ---- heavy kernels (src/shaders builders) ----
 
   matmul(a: Storage, b: Storage, p: MatmulParams): Storage {
     const out = this.alloc(a.dtype, sizeOf(p.batchShape) * p.m * p.n);
-    this.run(heavy.matmulLaunch(p), [a, b, out], out.size);
+    // Merging batch dims that are contiguous in both operands keeps most shapes within the
+    // shader's four batch dims (and saves divisions per workgroup).
+    const batch = collapseDims(p.batchShape, [p.aBatchStrides, p.bBatchStrides]);
+    if (batch.shape.length > MATMUL_MAX_BATCH_RANK) {
+      throw new RangeError(`webgpu matmul: batch shape [${p.batchShape.join(', ')}] has ${batch.shape.length} dims after merging; at most ${MATMUL_MAX_BATCH_RANK} are supported`);
+    }
+    const q: MatmulParams = { ...p, batchShape: batch.shape, aBatchStrides: batch.strides[0], bBatchStrides: batch.strides[1] };
+    this.run(matmulLaunch(q, chooseMatmulVariant(q, this.rt.isSoftware)), [a, b, out], out.size);
     return out;
   }
 
   indexSelect(x: Storage, idx: Storage, outer: number, dim: number, inner: number): Storage {
     const out = this.alloc(x.dtype, outer * idx.size * inner);
-    this.run(heavy.indexSelectLaunch(outer, dim, inner, idx.size), [x, idx, out], out.size);
+    this.run(indexSelectLaunch(outer, dim, inner, idx.size), [x, idx, out], out.size);
     return out;
   }
 
   indexAdd(src: Storage, idx: Storage, outer: number, dim: number, inner: number): Storage {
     const out = this.alloc(src.dtype, outer * dim * inner);
-    this.run(heavy.indexAddLaunch(outer, dim, inner, idx.size), [src, idx, out], out.size);
+    this.run(indexAddLaunch(outer, dim, inner, idx.size), [src, idx, out], out.size);
     return out;
   }
 
   softmax(x: Storage, rows: number, cols: number, log: boolean): Storage {
     const out = this.alloc(x.dtype, rows * cols);
-    this.run(heavy.softmaxLaunch(rows, cols, log), [x, out], rows * cols);
+    this.run(softmaxLaunch(rows, cols, log), [x, out], rows * cols);
     return out;
   }
 
   softmaxBackward(y: Storage, dy: Storage, rows: number, cols: number, log: boolean): Storage {
     const dx = this.alloc(y.dtype, rows * cols);
-    this.run(heavy.softmaxBackwardLaunch(rows, cols, log), [y, dy, dx], rows * cols);
+    this.run(softmaxBackwardLaunch(rows, cols, log), [y, dy, dx], rows * cols);
     return dx;
   }
 
@@ -264,7 +268,7 @@ export class WebGPUBackend implements Backend {
     const y = this.alloc(x.dtype, rows * cols);
     const mean = this.alloc(x.dtype, rows);
     const rstd = this.alloc(x.dtype, rows);
-    this.run(heavy.layerNormLaunch(rows, cols, eps), [x, gamma, beta, y, mean, rstd], rows * cols);
+    this.run(layerNormLaunch(rows, cols, eps), [x, gamma, beta, y, mean, rstd], rows * cols);
     return { y, mean, rstd };
   }
 
@@ -273,34 +277,38 @@ export class WebGPUBackend implements Backend {
     const dgamma = this.alloc(x.dtype, cols);
     const dbeta = this.alloc(x.dtype, cols);
     if (rows === 0) {
+      // Nothing to sum: the parameter gradients are zeros (and there is no dx to compute).
       this.fill(dgamma, 0);
       this.fill(dbeta, 0);
+      return { dx, dgamma, dbeta };
     }
-    this.run(heavy.layerNormBackwardLaunches(rows, cols), [dy, x, gamma, mean, rstd, dx, dgamma, dbeta], rows * cols);
+    const l = layerNormBackwardLaunches(rows, cols);
+    this.run(l.dx, [dy, x, gamma, mean, rstd, dx], rows * cols);
+    this.run(l.params, [dy, x, mean, rstd, dgamma, dbeta], rows * cols);
     return { dx, dgamma, dbeta };
   }
 
   gatherLogProbs(logits: Storage, targets: Storage, rows: number, cols: number) {
     const logp = this.alloc(logits.dtype, rows);
     const lse = this.alloc(logits.dtype, rows);
-    this.run(heavy.gatherLogProbsLaunch(rows, cols), [logits, targets, logp, lse], rows);
+    this.run(gatherLogProbsLaunch(rows, cols), [logits, targets, logp, lse], rows);
     return { logp, lse };
   }
 
   gatherLogProbsBackward(dlogp: Storage, logits: Storage, lse: Storage, targets: Storage, rows: number, cols: number): Storage {
     const out = this.alloc(logits.dtype, rows * cols);
-    this.run(heavy.gatherLogProbsBackwardLaunch(rows, cols), [dlogp, logits, lse, targets, out], rows * cols);
+    this.run(gatherLogProbsBackwardLaunch(rows, cols), [dlogp, logits, lse, targets, out], rows * cols);
     return out;
   }
 
   random(kind: 'uniform' | 'normal', dtype: DType, size: number, key: readonly [number, number], offset: number): Storage {
     if (dtype !== 'f32') throw new Error(`webgpu random: dtype ${dtype} is not supported (f32 only)`);
     const out = this.alloc(dtype, size);
-    this.run(heavy.randomLaunch(kind, size, key, offset), [out], size);
+    this.run(randomLaunch(kind, size, [key[0], key[1]], offset), [out], size);
     return out;
   }
 
   adamw(param: Storage, grad: Storage, m: Storage, v: Storage, p: AdamWParams): void {
-    this.run(heavy.adamwLaunch(param.size, p), [param, grad, m, v], param.size);
+    this.run(adamwLaunch(param.size, p), [param, grad, m, v], param.size);
   }
 }

@@ -33,6 +33,7 @@ const ARENA_BYTES = 128 * 1024;
 export class GpuRuntime {
   readonly device: GPUDevice;
   readonly adapterInfo: string;
+  readonly isSoftware: boolean;
   readonly pool: BufferPool;
   readonly errors: ErrorSink;
   readonly debug: boolean;
@@ -53,6 +54,7 @@ export class GpuRuntime {
   constructor(opened: OpenedDevice, debug: boolean) {
     this.device = opened.device;
     this.adapterInfo = opened.adapterInfo;
+    this.isSoftware = opened.isSoftware;
     this.debug = debug;
     this.errors = new ErrorSink(this.device, () => this.lastKernel);
     this.pool = new BufferPool(this.device, GPUBufferUsage.STORAGE | GPUBufferUsage.COPY_SRC | GPUBufferUsage.COPY_DST);

@@ -6,6 +6,7 @@ import { afterAll, expect, it } from 'vitest';
 import type { Kernel } from '../../../../src/shaders/kernel.js';
 import { grid1d, packUniforms } from '../../../../src/shaders/kernel.js';
 import { bucketBytes } from '../../../../src/tensor/backends/webgpu/pool.js';
+import { isSoftwareAdapter } from '../../../../src/tensor/backends/webgpu/device.js';
 import { WebGPUBackend } from '../../../../src/tensor/backends/webgpu/index.js';
 import { initBackend } from '../../../../src/tensor/backends/select.js';
 import { cpu as cpuBackend, getBackend, gelu, layerNorm, matmul, mean, setBackend, softmax, tensor, tidy, valueAndGrad } from '../../../../src/tensor/index.js';
@@ -24,7 +25,20 @@ fn main(@builtin(global_invocation_id) id: vec3<u32>) {
   storage: ['read', 'read_write'],
 };
 
+it('isSoftwareAdapter recognises fallback adapters and CPU drivers by name, not hardware', () => {
+  const info = (o: Partial<GPUAdapterInfo>) => ({ vendor: '', architecture: '', device: '', description: '', ...o }) as GPUAdapterInfo;
+  expect(isSoftwareAdapter(info({ vendor: 'mesa', device: 'llvmpipe (LLVM 15)' }))).toBe(true);
+  expect(isSoftwareAdapter(info({ description: 'SwiftShader Device (Subzero)' }))).toBe(true);
+  expect(isSoftwareAdapter(info({ architecture: 'software' }))).toBe(true);
+  expect(isSoftwareAdapter(info({ isFallbackAdapter: true } as Partial<GPUAdapterInfo>))).toBe(true);
+  expect(isSoftwareAdapter(info({ vendor: 'nvidia', architecture: 'hopper', description: 'NVIDIA H100 80GB HBM3' }))).toBe(false);
+});
+
 describeGpu('webgpu runtime', () => {
+  it('the backend exposes whether its adapter is a software driver, consistent with describe()', () => {
+    expect(gpu.isSoftwareAdapter).toBe(/llvmpipe|lavapipe|swiftshader|software/i.test(gpu.describe()));
+  });
+
   it('pool buckets round up to powers of two (min 16 bytes), then to 1/16 steps above 1 MiB', () => {
     expect([bucketBytes(0), bucketBytes(17), bucketBytes(1024), bucketBytes((1 << 20) + 1)]).toEqual([16, 32, 1024, (1 << 20) + (1 << 17)]);
   });
