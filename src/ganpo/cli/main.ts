@@ -5,10 +5,14 @@ import { UsageError } from './args.js';
 import { pretrainCommand } from './pretrain.js';
 import { trainCommand } from './train.js';
 import { studyCommand } from './study.js';
+import { generateCommand } from './generate.js';
+import { evalCommand } from './eval.js';
 
 const COMMANDS: Record<string, { run: (argv: string[]) => Promise<number>; help: string }> = {
   pretrain: { run: pretrainCommand, help: 'pretrain the base GPT on the bundled corpus' },
   study: { run: studyCommand, help: 'the main job: GANPO vs DPO (and SimPO) on the embedded sentiment task (npm start)' },
+  generate: { run: generateCommand, help: 'sample continuations from a model' },
+  eval: { run: evalCommand, help: 'preference metrics on JSONL data, oracle-scored samples (--sentiment)' },
   train: { run: trainCommand, help: 'preference-train a model on TRL-style JSONL (DPO, IPO, hinge, robust, SimPO; --ganpo)' },
 };
 
