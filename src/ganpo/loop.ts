@@ -54,6 +54,9 @@ export async function trainLoop(trainer: PreferenceTrainer, opts: LoopOptions = 
   try {
     while (trainer.step < total && !signal) {
       const m = await trainer.trainStep();
+      // Yield to the event loop: on the CPU backend every await resolves as a microtask, so without
+      // this a signal handler would never run before training ends.
+      await new Promise((resolve) => setImmediate(resolve));
       history.push(m);
       log(m);
       bar.tick(1, m.tokens, { loss: m.loss, acc: m['rewards/accuracies'], ...(m['ganpo/critic_accuracy'] !== undefined ? { critic: m['ganpo/critic_accuracy'] } : {}) });

@@ -1,4 +1,4 @@
-// A one-line terminal progress bar with rate and ETA; quiet (one summary line) when not a TTY.
+// A one-line terminal progress bar with rate and ETA; on a non-TTY stream, a line every 30 s.
 
 export interface ProgressOptions {
   /** Unit for the rate, e.g. 'tok' (tokens/s) or 'seq'. */
@@ -10,7 +10,7 @@ export interface ProgressOptions {
 
 export class Progress {
   private readonly start = performance.now();
-  private lastDraw = 0;
+  private lastDraw = performance.now();
   private done = 0;
   private units = 0;
   private fields = '';
@@ -30,9 +30,14 @@ export class Progress {
       .map(([k, v]) => `${k} ${typeof v === 'number' ? (Math.abs(v) >= 100 ? v.toFixed(0) : v.toFixed(3)) : v}`)
       .join('  ');
     const now = performance.now();
-    if (this.tty && !this.opts.silent && (now - this.lastDraw > 100 || this.done >= this.total)) {
+    if (this.opts.silent) return;
+    if (this.tty && (now - this.lastDraw > 100 || this.done >= this.total)) {
       this.lastDraw = now;
       this.stream.write(`\r${this.line()}\x1b[K`);
+    } else if (!this.tty && now - this.lastDraw > 30_000 && this.done < this.total) {
+      // Logs (CI, nohup) get a line every 30 s instead of a redrawn bar.
+      this.lastDraw = now;
+      this.stream.write(`${this.line()}\n`);
     }
   }
 

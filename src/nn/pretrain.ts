@@ -116,6 +116,8 @@ export async function pretrain(model: GPT, cfg: PretrainConfig, train: Int32Arra
       valHistory.push([step + 1, v]);
       hooks.onEval?.(step + 1, v);
     }
+    // Let signal handlers run (CPU-backend awaits never leave the microtask queue).
+    await new Promise((resolve) => setImmediate(resolve));
     if (hooks.shouldStop?.()) break;
   }
   opt.dispose();
