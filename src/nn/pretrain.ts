@@ -33,7 +33,8 @@ export interface PretrainStep {
 }
 
 export interface PretrainHooks {
-  onStep?: (s: PretrainStep) => void;
+  /** Called after each step; may return a promise (e.g. a periodic save), which is awaited. */
+  onStep?: (s: PretrainStep) => void | Promise<void>;
   onEval?: (step: number, valLoss: number) => void;
   /** Checked after every step; return true to stop early (e.g. on SIGINT). */
   shouldStop?: () => boolean;
@@ -109,7 +110,7 @@ export async function pretrain(model: GPT, cfg: PretrainConfig, train: Int32Arra
     if (!Number.isFinite(lv)) throw new Error(`pretraining diverged at step ${step + 1}: loss ${lv}`);
     const s: PretrainStep = { step: step + 1, loss: lv, lr: opt.lr, gradNorm: nv, tokens: (step + 1) * cfg.batchSize * T, seconds: (performance.now() - start) / 1000 };
     history.push(s);
-    hooks.onStep?.(s);
+    await hooks.onStep?.(s);
     const last = step === cfg.steps - 1 || hooks.shouldStop?.();
     if ((cfg.evalEvery > 0 && (step + 1) % cfg.evalEvery === 0) || last) {
       const v = await validationLoss(model, val, cfg, backend);

@@ -30,6 +30,7 @@ export const PRETRAIN_FLAGS: FlagSpec[] = [
   { name: 'weight-decay', type: 'number', help: 'AdamW weight decay on matrices', default: 0.1, min: 0 },
   { name: 'eval-every', type: 'int', help: 'validation every N steps', default: 250, min: 0 },
   { name: 'eval-batches', type: 'int', help: 'validation batches', default: 8, min: 1 },
+  { name: 'save-every', type: 'int', help: 'also write the model every N steps (0: only at the end)', default: 0, min: 0 },
   { name: 'seed', type: 'int', help: 'random seed', default: 0, min: 0 },
   { name: 'config', type: 'string', help: 'JSON file with any of these flags (flags win)' },
   BACKEND_FLAG,
@@ -69,9 +70,11 @@ export async function pretrainCommand(argv: string[]): Promise<number> {
   process.once('SIGINT', onSignal);
   const tokensPerStep = cfg.batchSize * cfg.model.contextLength;
   const res = await pretrain(model, cfg, train, val, backend, {
-    onStep: (s) => {
+    onStep: async (s) => {
       bar.tick(1, tokensPerStep, { loss: s.loss, lr: s.lr });
       appendFileSync(metricsPath, JSON.stringify(s) + '\n');
+      const every = Number(v['save-every']);
+      if (every > 0 && s.step % every === 0) await saveModel(join(out, 'model.safetensors'), model, tokenizer, { partial: true, step: s.step });
     },
     onEval: (step, loss) => appendFileSync(metricsPath, JSON.stringify({ step, val_loss: loss }) + '\n'),
     shouldStop: () => stop,
