@@ -108,8 +108,13 @@ export class ErrorSink {
   constructor(device: GPUDevice, lastKernel: () => string) {
     device.addEventListener('uncapturederror', (ev) => {
       ev.preventDefault(); // we report it; keep Dawn from also printing it
-      const msg = (ev as GPUUncapturedErrorEvent).error.message;
+      const err = (ev as GPUUncapturedErrorEvent).error;
+      const msg = err.message;
       if (this.isConsequence(msg)) return;
+      if (err.constructor?.name === 'GPUOutOfMemoryError' || /out of memory/i.test(msg)) {
+        this.add(new Error(`WebGPU out of memory after kernel '${lastKernel()}': ${msg}. Try a smaller batch (--batch), shorter sequences or a smaller model.`));
+        return;
+      }
       this.add(new Error(`WebGPU error after kernel '${lastKernel()}': ${msg}`));
     });
     void device.lost.then((info) => {

@@ -33,7 +33,14 @@ export class BufferPool {
     const list = this.free.get(size);
     let buf = list?.pop();
     if (buf) this.pooledBytes -= size;
-    else buf = this.device.createBuffer({ size, usage: this.usage });
+    else {
+      // Fail here, by name, rather than later with a validation error from an invalid buffer.
+      const max = Math.min(this.device.limits.maxBufferSize, this.device.limits.maxStorageBufferBindingSize);
+      if (size > max) {
+        throw new RangeError(`WebGPU: a tensor of ${(bytes / 2 ** 20).toFixed(1)} MiB exceeds the device's largest buffer (${(max / 2 ** 20).toFixed(0)} MiB). Try a smaller batch (--batch), shorter sequences or a smaller model.`);
+      }
+      buf = this.device.createBuffer({ size, usage: this.usage });
+    }
     this.live++;
     this.liveBytes += size;
     this.peak = Math.max(this.peak, this.liveBytes + this.pooledBytes);
