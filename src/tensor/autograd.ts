@@ -87,12 +87,18 @@ export function backward(root: Tensor, grad?: Tensor, options: BackwardOptions =
           const prev = grads.get(inp);
           grads.set(inp, prev ? add(prev, gi) : gi);
         });
-        // Free the consumed gradient early unless a backward passed it straight through.
-        if (g !== grad && !inGrads.includes(g)) g.dispose();
+        // Free the consumed gradient early unless it is the caller's or is still in use: a backward
+        // may pass it straight through, and a pass-through may have shared it with another input.
+        if (g !== grad && !inGrads.includes(g) && !isPending(grads, g)) g.dispose();
       }
     }),
   );
   if (!options.retainGraph) for (const t of order) t.node = null;
+}
+
+function isPending(grads: Map<Tensor, Tensor>, g: Tensor): boolean {
+  for (const v of grads.values()) if (v === g) return true;
+  return false;
 }
 
 function accumulateLeaf(t: Tensor, g: Tensor): void {
