@@ -50,6 +50,9 @@ function topoOrder(root: Tensor): Tensor[] {
   return order;
 }
 
+/** Non-leaf tensors whose node a backward released; they must not pass for leaves afterwards. */
+const released = new WeakSet<Tensor>();
+
 export interface BackwardOptions {
   /** Keep the graph so backward can run again through it (default false: the graph is released). */
   retainGraph?: boolean;
@@ -64,6 +67,10 @@ export function backward(root: Tensor, grad?: Tensor, options: BackwardOptions =
   if (grad === undefined && root.size !== 1) throw new ShapeError('backward', `${root.label()} is not a scalar; pass an output gradient of shape ${fmtShape(root.shape)}`);
   if (grad !== undefined && !shapesEqual(grad.shape, root.shape)) throw new ShapeError('backward', `output gradient ${fmtShape(grad.shape)} does not match ${fmtShape(root.shape)}`);
   const order = topoOrder(root);
+  const gone = order.find((t) => released.has(t));
+  if (gone) {
+    throw new Error(`backward: the graph through ${gone.label()} was released by an earlier backward; pass { retainGraph: true } to that call to run backward twice`);
+  }
   noGrad(() =>
     tidy(() => {
       const grads = new Map<Tensor, Tensor>();
@@ -93,7 +100,12 @@ export function backward(root: Tensor, grad?: Tensor, options: BackwardOptions =
       }
     }),
   );
-  if (!options.retainGraph) for (const t of order) t.node = null;
+  if (!options.retainGraph) {
+    for (const t of order) {
+      if (t.node) released.add(t);
+      t.node = null;
+    }
+  }
 }
 
 function isPending(grads: Map<Tensor, Tensor>, g: Tensor): boolean {
