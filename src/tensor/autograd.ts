@@ -1,7 +1,7 @@
 // Reverse-mode autodiff: ops record a GradNode on their output; backward() walks the graph once
 // in reverse topological order, summing each tensor's incoming gradients.
 
-import { tidy, keep } from './scope.js';
+import { tidy, keep, trackTensor } from './scope.js';
 import { Tensor, type GradNode } from './tensor.js';
 import { fmtShape, shapesEqual, ShapeError } from './shape.js';
 
@@ -156,6 +156,8 @@ export function valueAndGrad(fn: (...xs: Tensor[]) => Tensor) {
     const grads = leaves.map((l) => {
       const g = l.grad ?? zerosFor(l);
       l.grad = null;
+      // A leaf's .grad is kept out of every scope; as a returned value it belongs to the caller's.
+      trackTensor(g);
       l.dispose();
       return g;
     });
