@@ -153,6 +153,8 @@ export function valueAndGrad(fn: (...xs: Tensor[]) => Tensor) {
     const value = fn(...leaves);
     if (!value.requiresGrad) throw new Error('valueAndGrad: the function result does not depend on its arguments');
     backward(value);
+    // Detach the value before the leaves go: fn may have returned one of them (an identity op).
+    const detached = new Tensor(value.storage, value.shape, value);
     const grads = leaves.map((l) => {
       const g = l.grad ?? zerosFor(l);
       l.grad = null;
@@ -161,7 +163,6 @@ export function valueAndGrad(fn: (...xs: Tensor[]) => Tensor) {
       l.dispose();
       return g;
     });
-    const detached = new Tensor(value.storage, value.shape, value);
     value.dispose();
     return { value: detached, grads };
   };
