@@ -94,7 +94,8 @@ export async function gradProperty<C>(arb: fc.Arbitrary<C>, toSpec: (c: C) => Gr
     fc.asyncProperty(arb, async (c) => {
       await checkGradient(toSpec(c), backend);
     }),
-    { numRuns: opts.numRuns ?? 30, seed: opts.seed },
+    // A failing case can take long to shrink (each step is a gradcheck): stop after 30 s and report it.
+    { numRuns: opts.numRuns ?? 30, seed: opts.seed, interruptAfterTimeLimit: 30_000, markInterruptAsFailure: true },
   );
 }
 
