@@ -1,6 +1,6 @@
-// Gradient and forward property helpers shared by the op tests. On the CPU backend a gradient is
-// checked with gradcheck (float64 central differences); on any other backend the analytic f32
-// gradient is compared with the CPU float64 one, so a WebGPU suite can reuse the same cases.
+// Gradient and forward property helpers shared by the op tests. A gradient is checked with
+// gradcheck (float64 central differences on the CPU); on any other backend its analytic f32
+// gradient must also agree with that CPU float64 one, so a WebGPU suite can reuse the same cases.
 
 import fc from 'fast-check';
 import { expect } from 'vitest';
@@ -75,7 +75,9 @@ async function projectedGrads(spec: GradSpec, backend: Backend, dtype: DType): P
 
 /** Checks an op's gradient at one point on the given backend (see the file comment). */
 export async function checkGradient(spec: GradSpec, backend: Backend = cpu): Promise<void> {
-  if (backend === cpu) return expectGradcheck(spec);
+  // The CPU f64 gradient is the reference, so it must itself pass gradcheck first.
+  expectGradcheck(spec);
+  if (backend === cpu) return;
   const tol = spec.f32Tol ?? { atol: 2e-3, rtol: 2e-3 };
   const [got, want] = [await projectedGrads(spec, backend, 'f32'), await projectedGrads(spec, cpu, 'f64')];
   got.forEach((g, i) => expectAllClose(g, want[i], tol.atol, tol.rtol, `gradient of input ${i} on ${backend.name}`));
