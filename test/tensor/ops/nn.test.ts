@@ -185,6 +185,15 @@ describe('nn ops: forward properties', () => {
     );
   });
 
+  it('a target >= the vocabulary size throws naming gatherLogProbs, the range and the shapes (crossEntropy too)', () => {
+    T.tidy(() => {
+      const logits = T.zeros([2, 3]);
+      const bad = T.tensor([1, 3], [2], { dtype: 'i32' });
+      expect(() => T.gatherLogProbs(logits, bad)).toThrowError(/gatherLogProbs: target 3 at row 1 is out of range \[0, 3\) \(logits \[2, 3\], targets \[2\]\)/);
+      expect(() => T.crossEntropy(logits, bad)).toThrowError(/gatherLogProbs: target 3/);
+    });
+  });
+
   it('causal attention never looks ahead: changing a future key/value leaves earlier outputs unchanged', () => {
     fc.assert(
       fc.property(attentionArb.filter((c) => c.Tq === c.Tk && c.Tk >= 2), fc.nat(), valuesArb(64), (c, pick, noise) => {
