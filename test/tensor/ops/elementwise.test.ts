@@ -138,6 +138,23 @@ describe('elementwise binary ops: gradients with broadcasting', () => {
   });
 });
 
+describe('elementwise ops: empty tensors', () => {
+  it('unary and broadcast binary ops on 0-size tensors give 0-size outputs and 0-size gradients', async () => {
+    const emptyArb = shapeArb({ minRank: 1, minDim: 0 }).filter((s) => sizeOfShape(s) === 0);
+    await gradProperty(fc.tuple(emptyArb, fc.constantFrom(...unaryCases)), ([shape, c]) => ({
+      fn: (x, y) => T.mul(c.fn(x), y),
+      inputs: [input([], shape), input([0.5], [1])],
+    }), { numRuns: 30 });
+    T.tidy(() => {
+      const x = T.zeros([2, 0, 3], { dtype: 'f64', requiresGrad: true });
+      const b = T.ones([3], { dtype: 'f64', requiresGrad: true });
+      T.sum(T.add(x, b)).backward();
+      expect(x.grad!.shape).toEqual([2, 0, 3]);
+      expect(Array.from(b.grad!.dataSync())).toEqual([0, 0, 0]); // no element received b
+    });
+  });
+});
+
 describe('elementwise ops: forward properties', () => {
   it('broadcasting matches explicit expansion: op(a, b) == op(broadcastTo(a), broadcastTo(b))', () => {
     const ops = [T.add, T.sub, T.mul, T.maximum, T.minimum, T.div] as const;

@@ -113,6 +113,20 @@ describe('matmul: forward properties', () => {
     );
   });
 
+  it('a zero inner dimension gives zeros; zero outer dimensions give empty results, with gradients of the input shapes', () => {
+    T.tidy(() => {
+      const a = T.zeros([2, 0], { dtype: 'f64', requiresGrad: true });
+      const b = T.zeros([0, 3], { dtype: 'f64', requiresGrad: true });
+      const y = T.matmul(a, b);
+      expect(y.shape).toEqual([2, 3]);
+      expect(Array.from(y.dataSync())).toEqual([0, 0, 0, 0, 0, 0]);
+      T.sum(y).backward();
+      expect(a.grad!.shape).toEqual([2, 0]);
+      expect(b.grad!.shape).toEqual([0, 3]);
+      expect(T.matmul(T.zeros([0, 2]), T.zeros([2, 4])).shape).toEqual([0, 4]);
+    });
+  });
+
   it('an inner-dimension mismatch throws naming matmul and both shapes', () => {
     T.tidy(() => {
       expect(() => T.matmul(T.zeros([2, 3]), T.zeros([4, 5]))).toThrowError(/matmul: inner dims differ: \[2, 3\] @ \[4, 5\] \(3 vs 4\)/);
