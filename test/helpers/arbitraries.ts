@@ -3,6 +3,10 @@
 
 import fc from 'fast-check';
 
+// Every property in these suites stops after 20 s, counting as a failure: shrinking a failing case
+// through chained arbitraries can otherwise run for many minutes before reporting it.
+fc.configureGlobal({ ...fc.readConfigureGlobal(), interruptAfterTimeLimit: 20_000, markInterruptAsFailure: true });
+
 export type ShapeArr = number[];
 
 export interface ShapeOptions {
