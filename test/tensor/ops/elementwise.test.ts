@@ -197,6 +197,20 @@ describe('elementwise ops: forward properties', () => {
     }
   });
 
+  it('f32 broadcast binary ops agree with f64 within f32 tolerance', async () => {
+    const ops = { add: T.add, sub: T.sub, mul: T.mul, div: T.div, maximum: T.maximum, minimum: T.minimum } as const;
+    await fc.assert(
+      fc.asyncProperty(pairArb({}, { avoid: [0], margin: 0.3 }), fc.constantFrom(...(Object.keys(ops) as (keyof typeof ops)[])), async ({ sa, sb, a, b }, name) => {
+        const run = (dtype: 'f32' | 'f64') => ops[name](T.tensor(a, sa, { dtype }), T.tensor(b, sb, { dtype }));
+        const [lo, hi] = T.tidy(() => [run('f32'), run('f64')]);
+        expectAllClose(await read(lo), await read(hi), 1e-6, 1e-6, `${name} f32 vs f64`);
+        lo.dispose();
+        hi.dispose();
+      }),
+      { numRuns: 50 },
+    );
+  });
+
   it('erf matches known values to 1e-15', async () => {
     const { erf } = await import('../../../src/tensor/backends/cpu/scalar.js');
     const known: [number, number][] = [

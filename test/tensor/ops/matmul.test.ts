@@ -5,7 +5,7 @@ import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
 import * as T from '../../../src/tensor/index.js';
 import { broadcastPairArb, sizeOfShape, valuesArb } from '../../helpers/arbitraries.js';
-import { expectAllClose, gradProperty, input } from '../../helpers/gradients.js';
+import { expectAllClose, gradProperty, input, read } from '../../helpers/gradients.js';
 
 const RUNS = 30;
 const dim = fc.integer({ min: 1, max: 4 });
@@ -93,6 +93,19 @@ describe('matmul: forward properties', () => {
         });
       }),
       { numRuns: 100 },
+    );
+  });
+
+  it('f32 matmulT agrees with f64 within f32 tolerance', async () => {
+    await fc.assert(
+      fc.asyncProperty(matmulCaseArb, async (c) => {
+        const run = (dtype: 'f32' | 'f64') => T.matmulT(T.tensor(c.a, c.sa, { dtype }), T.tensor(c.b, c.sb, { dtype }), c.transA, c.transB);
+        const [lo, hi] = T.tidy(() => [run('f32'), run('f64')]);
+        expectAllClose(await read(lo), await read(hi), 1e-5, 1e-5, 'matmulT f32 vs f64');
+        lo.dispose();
+        hi.dispose();
+      }),
+      { numRuns: 50 },
     );
   });
 

@@ -5,7 +5,7 @@ import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
 import * as T from '../../../src/tensor/index.js';
 import { axesArb, distinctValuesArb, shapeArb, sizeOfShape, valuesArb } from '../../helpers/arbitraries.js';
-import { expectAllClose, gradProperty, input } from '../../helpers/gradients.js';
+import { expectAllClose, gradProperty, input, read } from '../../helpers/gradients.js';
 
 const RUNS = 30;
 
@@ -114,6 +114,20 @@ describe('reductions: forward properties', () => {
         });
       }),
       { numRuns: 30 },
+    );
+  });
+
+  it('f32 reductions agree with f64 within f32 tolerance', async () => {
+    const ops = { sum: T.sum, mean: T.mean, max: T.max, min: T.min, logsumexp: T.logsumexp } as const;
+    await fc.assert(
+      fc.asyncProperty(withValues, fc.constantFrom(...(Object.keys(ops) as (keyof typeof ops)[])), async ({ shape, data, axes, keepdim }, name) => {
+        const [lo, hi] = T.tidy(() => [ops[name](T.tensor(data, shape, { dtype: 'f32' }), axes, keepdim), ops[name](T.tensor(data, shape, { dtype: 'f64' }), axes, keepdim)]);
+        // sums of up to 64 values of magnitude ≤ 3 lose at most ~64·3·2⁻²⁴ ≈ 1e-5 in f32
+        expectAllClose(await read(lo), await read(hi), 2e-5, 1e-5, `${name} f32 vs f64`);
+        lo.dispose();
+        hi.dispose();
+      }),
+      { numRuns: 50 },
     );
   });
 
