@@ -18,7 +18,7 @@ describe('tidy', () => {
       T.mul(b, 2); // dropped
       return { list: [T.add(a, 1)], map: new Map([['b', b]]) };
     });
-    // a, the dropped product and the result of add's scalar upload are freed; the two returned remain
+    // a and the dropped product are freed; the two returned tensors remain
     expect(counts().tensors).toBe(before.tensors + 2);
     expect(Array.from(out.list[0].dataSync())).toEqual([2, 2, 2]);
     out.list[0].dispose();
