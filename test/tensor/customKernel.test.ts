@@ -9,7 +9,7 @@ import {
   add, cpu, defineKernel, defineKernelOp, flatIndexWGSL, gradcheck, grid1d, mul, sigmoid, sizeOf, sub, sum, tensor, tidy, valueAndGrad,
   type Backend, type KernelOpSpec, type Shape, type Tensor, type TypedArray,
 } from '../../src/tensor/index.js';
-import { seededValues } from '../helpers/arbitraries.js';
+import { seededValues } from '../helpers/backendArbitraries.js';
 import { describeGpu, expectClose, gpu } from '../helpers/webgpu.js';
 
 // ---- the worked example: docs/custom-kernels.md quotes the lines between the docs markers ----

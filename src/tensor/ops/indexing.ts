@@ -18,7 +18,15 @@ export function indexSelect(x: Tensor, axis: number, idx: Tensor): Tensor {
   const inner = sizeOf(x.shape.slice(a + 1));
   const shape = [...x.shape];
   shape[a] = idx.size;
-  const y = wrap(x.backend.indexSelect(x.storage, idx.storage, outer, dim, inner), shape);
+  let out;
+  try {
+    out = x.backend.indexSelect(x.storage, idx.storage, outer, dim, inner);
+  } catch (e) {
+    // The kernel knows only flat sizes; name the shapes here.
+    if (e instanceof RangeError) throw new RangeError(`${e.message} (x ${fmtShape(x.shape)}, axis ${a}, indices ${fmtShape(idx.shape)})`);
+    throw e;
+  }
+  const y = wrap(out, shape);
   return record('indexSelect', y, [x], (g) => [wrap(g.backend.indexAdd(g.storage, idx.storage, outer, dim, inner), x.shape)], [idx]);
 }
 

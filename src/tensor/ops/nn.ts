@@ -70,7 +70,13 @@ export function gatherLogProbs(logits: Tensor, targets: Tensor): Tensor {
   }
   const cols = logits.shape[logits.rank - 1];
   const rows = targets.size;
-  const r = b.gatherLogProbs(logits.storage, targets.storage, rows, cols);
+  let r;
+  try {
+    r = b.gatherLogProbs(logits.storage, targets.storage, rows, cols);
+  } catch (e) {
+    if (e instanceof RangeError) throw new RangeError(`${e.message} (logits ${fmtShape(logits.shape)}, targets ${fmtShape(targets.shape)})`);
+    throw e;
+  }
   const logp = wrap(r.logp, lead);
   const lse = wrap(r.lse, [rows]);
   return record('gatherLogProbs', logp, [logits], (g) => [

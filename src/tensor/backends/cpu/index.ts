@@ -307,6 +307,7 @@ export class CpuBackend implements Backend {
       let sum = 0;
       for (let c = 0; c < cols; c++) sum += Math.exp(L[o + c] - max);
       lse[r] = max + Math.log(sum);
+      if (T[r] >= cols) throw new RangeError(`gatherLogProbs: target ${T[r]} at row ${r} is out of range [0, ${cols})`);
       logp[r] = T[r] >= 0 ? L[o + T[r]] - lse[r] : 0;
     }
     return { logp: this.wrap(logits.dtype, logp), lse: this.wrap(logits.dtype, lse) };

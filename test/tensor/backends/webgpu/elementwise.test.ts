@@ -6,7 +6,7 @@ import fc from 'fast-check';
 import { expect, it } from 'vitest';
 import type { BinaryOp, UnaryOp } from '../../../../src/tensor/backend.js';
 import { broadcastStrides, sizeOf } from '../../../../src/tensor/shape.js';
-import { broadcastPair, seed, seededValues, shape } from '../../../helpers/arbitraries.js';
+import { broadcastPair, seed, seededValues, shape } from '../../../helpers/backendArbitraries.js';
 import { both, cpu, describeGpu, expectClose, gpu, readBoth } from '../../../helpers/webgpu.js';
 
 const RUNS = { numRuns: 20 };

@@ -8,7 +8,7 @@ import { expect, it } from 'vitest';
 import type { Storage } from '../../../../src/tensor/backend.js';
 import { broadcastStrides, sizeOf } from '../../../../src/tensor/shape.js';
 import { MAX_OFFSET } from '../../../../src/tensor/random/philox.js';
-import { seed, seededValues } from '../../../helpers/arbitraries.js';
+import { seed, seededValues } from '../../../helpers/backendArbitraries.js';
 import { both, cpu, describeGpu, expectClose, gpu, readBoth } from '../../../helpers/webgpu.js';
 
 const RUNS = { numRuns: 25 };

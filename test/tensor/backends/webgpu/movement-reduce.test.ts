@@ -5,7 +5,7 @@ import fc from 'fast-check';
 import { expect, it } from 'vitest';
 import type { ReduceOp } from '../../../../src/tensor/backend.js';
 import { contiguousStrides, sizeOf } from '../../../../src/tensor/shape.js';
-import { dim, seed, seededValues, shape } from '../../../helpers/arbitraries.js';
+import { dim, seed, seededValues, shape } from '../../../helpers/backendArbitraries.js';
 import { both, cpu, describeGpu, expectClose, gpu, readBoth } from '../../../helpers/webgpu.js';
 
 const RUNS = { numRuns: 30 };

@@ -9,7 +9,7 @@ import {
   add, attention, crossEntropy, gatherLogProbs, gelu, layerNorm, logSoftmax, logsumexp, matmul, max, mul, permute,
   slice, softmax, sum, tensor, type Backend, type Tensor, valueAndGrad,
 } from '../../../../src/tensor/index.js';
-import { seed, seededValues } from '../../../helpers/arbitraries.js';
+import { seed, seededValues } from '../../../helpers/backendArbitraries.js';
 import { cpu, describeGpu, expectClose, gpu } from '../../../helpers/webgpu.js';
 
 interface Case {

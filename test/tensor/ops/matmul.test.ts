@@ -1,0 +1,149 @@
+// matmul and matmulT: gradients for broadcast batch dims, every transA/transB combination and the
+// 1-D cases; forward properties against a naive product and associativity.
+
+import fc from 'fast-check';
+import { describe, expect, it } from 'vitest';
+import * as T from '../../../src/tensor/index.js';
+import { broadcastPairArb, sizeOfShape, valuesArb } from '../../helpers/arbitraries.js';
+import { expectAllClose, gradProperty, input, read } from '../../helpers/gradients.js';
+
+const RUNS = 30;
+const dim = fc.integer({ min: 1, max: 4 });
+
+/** Batch shapes that broadcast (rank 0-2), matrix sizes m, k, n and the transpose flags. */
+const matmulCaseArb = fc
+  .tuple(broadcastPairArb({ maxRank: 2, maxDim: 3, maxSize: 6 }), dim, dim, dim, fc.boolean(), fc.boolean())
+  .chain(([[ba, bb, batch], m, k, n, transA, transB]) => {
+    const sa = [...ba, ...(transA ? [k, m] : [m, k])];
+    const sb = [...bb, ...(transB ? [n, k] : [k, n])];
+    return fc.tuple(valuesArb(sizeOfShape(sa)), valuesArb(sizeOfShape(sb))).map(([a, b]) => ({ sa, sb, a, b, batch, m, k, n, transA, transB }));
+  });
+
+/** op(a) @ op(b) with plain loops over the broadcast batch. */
+function naive(c: { sa: number[]; sb: number[]; a: number[]; b: number[]; batch: number[]; m: number; k: number; n: number; transA: boolean; transB: boolean }): number[] {
+  const out: number[] = [];
+  const nb = sizeOfShape(c.batch);
+  const batchOffset = (i: number, s: number[]) => {
+    // index of batch element i in an operand whose batch shape s broadcasts to c.batch
+    const bs = s.slice(0, -2);
+    let rem = i;
+    const idx = c.batch.map(() => 0);
+    for (let d = c.batch.length - 1; d >= 0; d--) {
+      idx[d] = rem % c.batch[d];
+      rem = Math.floor(rem / c.batch[d]);
+    }
+    const off = c.batch.length - bs.length;
+    return bs.reduce((o, d, j) => o * d + (d === 1 ? 0 : idx[j + off]), 0);
+  };
+  for (let bi = 0; bi < nb; bi++) {
+    const ao = batchOffset(bi, c.sa) * c.m * c.k;
+    const bo = batchOffset(bi, c.sb) * c.k * c.n;
+    for (let i = 0; i < c.m; i++) {
+      for (let j = 0; j < c.n; j++) {
+        let s = 0;
+        for (let kk = 0; kk < c.k; kk++) {
+          const av = c.transA ? c.a[ao + kk * c.m + i] : c.a[ao + i * c.k + kk];
+          const bv = c.transB ? c.b[bo + j * c.k + kk] : c.b[bo + kk * c.n + j];
+          s += av * bv;
+        }
+        out.push(s);
+      }
+    }
+  }
+  return out;
+}
+
+describe('matmul: gradients', () => {
+  for (const [transA, transB] of [[false, false], [true, false], [false, true], [true, true]] as const) {
+    it(`gradient of matmulT(transA=${transA}, transB=${transB}) with broadcast batch dims matches central differences`, async () => {
+      const arb = matmulCaseArb.map((c) => c).filter((c) => c.transA === transA && c.transB === transB);
+      await gradProperty(arb, (c) => ({ fn: (a, b) => T.matmulT(a, b, transA, transB), inputs: [input(c.a, c.sa), input(c.b, c.sb)] }), { numRuns: 20 });
+    });
+  }
+
+  it('gradient of matmul with broadcast batch dims (NumPy semantics) matches central differences', async () => {
+    const arb = matmulCaseArb.map((c) => ({ ...c, transA: false, transB: false, sa: [...c.sa.slice(0, -2), c.m, c.k], sb: [...c.sb.slice(0, -2), c.k, c.n] }));
+    await gradProperty(arb, (c) => ({ fn: T.matmul, inputs: [input(c.a, c.sa), input(c.b, c.sb)] }), { numRuns: RUNS });
+  });
+
+  it('gradient of matmul with 1-D operands (vector·vector, vector·matrix, matrix·vector, batched) matches central differences', async () => {
+    const arb = fc.tuple(fc.constantFrom('vv', 'vm', 'mv', 'bv', 'vb'), dim, dim, dim).chain(([kind, m, k, n]) => {
+      const shapes: Record<string, [number[], number[]]> = {
+        vv: [[k], [k]],
+        vm: [[k], [k, n]],
+        mv: [[m, k], [k]],
+        bv: [[2, m, k], [k]],
+        vb: [[k], [2, k, n]],
+      };
+      const [sa, sb] = shapes[kind];
+      return fc.tuple(valuesArb(sizeOfShape(sa)), valuesArb(sizeOfShape(sb))).map(([a, b]) => ({ sa, sb, a, b }));
+    });
+    await gradProperty(arb, (c) => ({ fn: T.matmul, inputs: [input(c.a, c.sa), input(c.b, c.sb)] }), { numRuns: RUNS });
+  });
+});
+
+describe('matmul: forward properties', () => {
+  it('matmulT equals a naive triple loop for every transpose combination and broadcast batch', () => {
+    fc.assert(
+      fc.property(matmulCaseArb, (c) => {
+        T.tidy(() => {
+          const y = T.matmulT(T.tensor(c.a, c.sa, { dtype: 'f64' }), T.tensor(c.b, c.sb, { dtype: 'f64' }), c.transA, c.transB);
+          expect(y.shape).toEqual([...c.batch, c.m, c.n]);
+          expectAllClose(y.dataSync(), naive(c), 1e-12, 1e-12, 'matmulT');
+        });
+      }),
+      { numRuns: 100 },
+    );
+  });
+
+  it('f32 matmulT agrees with f64 within f32 tolerance', async () => {
+    await fc.assert(
+      fc.asyncProperty(matmulCaseArb, async (c) => {
+        const run = (dtype: 'f32' | 'f64') => T.matmulT(T.tensor(c.a, c.sa, { dtype }), T.tensor(c.b, c.sb, { dtype }), c.transA, c.transB);
+        const [lo, hi] = T.tidy(() => [run('f32'), run('f64')]);
+        expectAllClose(await read(lo), await read(hi), 1e-5, 1e-5, 'matmulT f32 vs f64');
+        lo.dispose();
+        hi.dispose();
+      }),
+      { numRuns: 50 },
+    );
+  });
+
+  it('matmul is associative: (AB)C == A(BC) within 1e-10 in f64 and 1e-4 in f32', () => {
+    fc.assert(
+      fc.property(dim, dim, dim, dim, fc.integer({ min: 0, max: 1000 }), (m, k, l, n, seed) => {
+        T.tidy(() => {
+          for (const [dtype, tol] of [['f64', 1e-10], ['f32', 1e-4]] as const) {
+            const g = new T.Generator(seed);
+            const A = T.randn([m, k], { dtype, generator: g });
+            const B = T.randn([k, l], { dtype, generator: g });
+            const C = T.randn([l, n], { dtype, generator: g });
+            expectAllClose(T.matmul(T.matmul(A, B), C).dataSync(), T.matmul(A, T.matmul(B, C)).dataSync(), tol, tol, `associativity ${dtype}`);
+          }
+        });
+      }),
+      { numRuns: 50 },
+    );
+  });
+
+  it('a zero inner dimension gives zeros; zero outer dimensions give empty results, with gradients of the input shapes', () => {
+    T.tidy(() => {
+      const a = T.zeros([2, 0], { dtype: 'f64', requiresGrad: true });
+      const b = T.zeros([0, 3], { dtype: 'f64', requiresGrad: true });
+      const y = T.matmul(a, b);
+      expect(y.shape).toEqual([2, 3]);
+      expect(Array.from(y.dataSync())).toEqual([0, 0, 0, 0, 0, 0]);
+      T.sum(y).backward();
+      expect(a.grad!.shape).toEqual([2, 0]);
+      expect(b.grad!.shape).toEqual([0, 3]);
+      expect(T.matmul(T.zeros([0, 2]), T.zeros([2, 4])).shape).toEqual([0, 4]);
+    });
+  });
+
+  it('an inner-dimension mismatch throws naming matmul and both shapes', () => {
+    T.tidy(() => {
+      expect(() => T.matmul(T.zeros([2, 3]), T.zeros([4, 5]))).toThrowError(/matmul: inner dims differ: \[2, 3\] @ \[4, 5\] \(3 vs 4\)/);
+      expect(() => T.matmul(T.zeros([2, 2, 3]), T.zeros([3, 3, 4]))).toThrowError(/matmul: .*\[2\].*\[3\]/);
+    });
+  });
+});
