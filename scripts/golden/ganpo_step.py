@@ -239,6 +239,9 @@ def main():
     L_Dr = 0.25 * (sp(-(c2 - ma2)) + sp(a2 - mc2) + sp(-(a2 - mb2)) + sp(b2 - ma2))
     critic_opt.zero_grad()
     (L_Dc + L_Dr).backward()
+    for k, crit in critics.items():
+        for n, p in crit.named_parameters():
+            tensors[f"grad.critic.{k}.{n}"] = p.grad.clone()
     critic_opt.step()
     critic_opt.zero_grad()
 
@@ -252,6 +255,8 @@ def main():
     policy_opt.zero_grad()
     loss.backward()
     grad_norm = torch.nn.utils.clip_grad_norm_(policy.parameters(), HP["max_grad_norm"])
+    for n, p in policy.named_parameters():
+        tensors[f"grad.policy.{n}"] = p.grad.clone()  # after clipping: what AdamW sees
     policy_opt.step()
 
     max_update = {}
