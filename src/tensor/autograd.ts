@@ -58,6 +58,74 @@ export interface BackwardOptions {
   retainGraph?: boolean;
 }
 
+/**
+ * Accumulates d(root)/d(leaf) into leaf.grad for every leaf that requires a gradient. root must be
+ * a scalar unless an output gradient of its shape is given.
+ */
+export function backward(root: Tensor, grad?: Tensor, options: BackwardOptions = {}): void {
+  if (!root.requiresGrad) throw new Error(`backward: ${root.label()} does not require grad (no input of its graph has requiresGrad, or it was made under noGrad)`);
+  if (grad === undefined && root.size !== 1) throw new ShapeError('backward', `${root.label()} is not a scalar; pass an output gradient of shape ${fmtShape(root.shape)}`);
+  if (grad !== undefined && !shapesEqual(grad.shape, root.shape)) throw new ShapeError('backward', `output gradient ${fmtShape(grad.shape)} does not match ${fmtShape(root.shape)}`);
+  const order = topoOrder(root);
+  const gone = order.find((t) => released.has(t));
+  if (gone) {
+    throw new Error(`backward: the graph through ${gone.label()} was released by an earlier backward; pass { retainGraph: true } to that call to run backward twice`);
+  }
+  noGrad(() =>
+    tidy(() => {
+      const grads = new Map<Tensor, Tensor>();
+      // A backward may pass one gradient tensor to several inputs (add passes g to both), so a
+      // gradient is freed early only when no pending entry still refers to it.
+      const refs = new Map<Tensor, number>();
+      const hold = (g: Tensor): void => void refs.set(g, (refs.get(g) ?? 0) + 1);
+      const release = (g: Tensor): boolean => {
+        const n = (refs.get(g) ?? 1) - 1;
+        if (n > 0) refs.set(g, n);
+        else refs.delete(g);
+        return n <= 0;
+      };
+      const seed = grad ?? onesLikeScalar(root);
+      grads.set(root, seed);
+      hold(seed);
+      for (let i = order.length - 1; i >= 0; i--) {
+        const t = order[i];
+        const g = grads.get(t);
+        if (!g) continue;
+        grads.delete(t);
+        if (!t.node) {
+          accumulateLeaf(t, g);
+          release(g);
+          continue;
+        }
+        const inGrads = t.node.backward(g, t.node.needsGrad);
+        t.node.inputs.forEach((inp, k) => {
+          const gi = inGrads[k];
+          if (!gi || !t.node!.needsGrad[k]) return;
+          if (!shapesEqual(gi.shape, inp.shape)) {
+            throw new ShapeError(`backward of ${t.node!.op}`, `gradient ${fmtShape(gi.shape)} for input ${k} of shape ${fmtShape(inp.shape)}`);
+          }
+          const prev = grads.get(inp);
+          if (prev) {
+            const summed = add(prev, gi);
+            if (release(prev) && prev !== grad) prev.dispose();
+            grads.set(inp, summed);
+            hold(summed);
+          } else {
+            grads.set(inp, gi);
+            hold(gi);
+          }
+        });
+        if (release(g) && g !== grad && !refs.has(g)) g.dispose();
+      }
+    }),
+  );
+  if (!options.retainGraph) {
+    for (const t of order) {
+      if (t.node) released.add(t);
+      t.node = null;
+    }
+  }
+}
 
 function accumulateLeaf(t: Tensor, g: Tensor): void {
   if (t.grad) {
