@@ -72,7 +72,7 @@ const gptTrainStep: Entry = {
     };
 
     try {
-      const t = await timeTasks({ ours, peer }, plan(ctx, { rounds: 2, iterations: 3, warmup: 2 }));
+      const t = await timeTasks({ ours, peer }, plan(ctx, { rounds: 2, iterations: 2, warmup: 1 }));
       const counters = await countOnce(backend, ours);
       const tokens = B * T;
       return [{
@@ -133,7 +133,7 @@ const preferenceSteps: Entry = {
     const dpo = await openTrainer(ctx, false, pairs);
     const ganpo = await openTrainer(ctx, true, pairs);
     try {
-      const t = await timeTasks({ dpo: dpo.step, ganpo: ganpo.step }, plan(ctx, { rounds: 3, iterations: 3, warmup: 2 }));
+      const t = await timeTasks({ dpo: dpo.step, ganpo: ganpo.step }, plan(ctx, { rounds: 2, iterations: 3, warmup: 1 }));
       const params = { layers: BENCH_GPT.nLayers, d: BENCH_GPT.dModel, heads: BENCH_GPT.nHeads, vocab: BENCH_GPT.vocabSize, pairs: 8, prompt: 10, response: 16, beta: 0.1 };
       const tokens = 2 * 8 * 26;
       const dpoResult: BenchResult = {
