@@ -2,3 +2,5 @@
 // autodiff engine whose GPU kernels are WGSL compute shaders (WebGPU through Dawn).
 
 export * from './tensor/index.js';
+export * from './nn/index.js';
+export * from './ganpo/index.js';
