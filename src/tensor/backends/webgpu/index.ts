@@ -4,12 +4,13 @@
 // The heavy methods (matmul, indexing, fused rows, random, AdamW) run the builders of src/shaders;
 // each builder documents its own storage order, which this file adapts to the contract.
 
-import type { AdamWParams, Backend, BinaryOp, MatmulParams, MemoryStats, ReduceOp, Storage, UnaryOp } from '../../backend.js';
+import type { AdamWParams, AttentionParams, Backend, BinaryOp, MatmulParams, MemoryStats, ReduceOp, Storage, UnaryOp } from '../../backend.js';
 import { arrayFor, type DType, type TypedArray } from '../../dtype.js';
 import { contiguousStrides, sizeOf } from '../../shape.js';
 import { cpus } from 'node:os';
 import { HARDWARE_MAX_GROUPS, type Launch } from '../../../shaders/kernel.js';
 import { binaryLaunch, castLaunch, fillLaunch, type GpuDType, unaryLaunch, whereLaunch } from '../../../shaders/elementwise.js';
+import { ATTENTION_MAX_D, attentionBackwardLaunches, attentionLaunch } from '../../../shaders/attention.js';
 import { gatherLogProbsBackwardLaunch, gatherLogProbsLaunch } from '../../../shaders/crossentropy.js';
 import { indexAddLaunch, indexSelectLaunch } from '../../../shaders/embedding.js';
 import { layerNormBackwardLaunches, layerNormLaunch } from '../../../shaders/layernorm.js';
@@ -312,6 +313,28 @@ export class WebGPUBackend implements Backend {
     const out = this.alloc(logits.dtype, rows * cols);
     this.run(gatherLogProbsBackwardLaunch(rows, cols), [dlogp, logits, lse, targets, out], rows * cols);
     return out;
+  }
+
+  attention(q: Storage, k: Storage, v: Storage, keyMask: Storage | null, p: AttentionParams) {
+    if (q.dtype !== 'f32' || p.d > ATTENTION_MAX_D || p.d === 0) return undefined;
+    const out = this.alloc('f32', q.size);
+    const lse = this.alloc('f32', p.batch * p.heads * p.tq);
+    this.run(attentionLaunch(p, keyMask !== null), [q, k, v, keyMask ?? q, out, lse], lse.size);
+    return { out, lse };
+  }
+
+  attentionBackward(q: Storage, k: Storage, v: Storage, keyMask: Storage | null, out: Storage, lse: Storage, dout: Storage, p: AttentionParams) {
+    const dq = this.alloc('f32', q.size);
+    const dk = this.alloc('f32', k.size);
+    const dv = this.alloc('f32', v.size);
+    const stats = this.alloc('f32', 2 * lse.size);
+    const l = attentionBackwardLaunches(p, keyMask !== null);
+    const mask = keyMask ?? q;
+    this.run(l.stats, [out, dout, lse, stats], lse.size);
+    this.run(l.dq, [q, k, v, mask, stats, dout, dq], lse.size);
+    this.run(l.dkv, [q, k, v, mask, stats, dout, dk, dv], k.size);
+    this.free(stats);
+    return { dq, dk, dv };
   }
 
   random(kind: 'uniform' | 'normal', dtype: DType, size: number, key: readonly [number, number], offset: number): Storage {
