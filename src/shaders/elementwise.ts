@@ -1,20 +1,20 @@
 // Elementwise WGSL kernels: unary math, broadcasting binary ops, where, cast and fill. The formulas
 // mirror src/tensor/backends/cpu/scalar.ts; f32 only, with i32 where the engine uses integers.
-// Dispatch geometry: one invocation per output element, grid1d over STRIDED_WG-wide workgroups.
+// Dispatch geometry: gridStride over STRIDED_WG-wide workgroups (at most maxGroups; each invocation
+// loops over elements i, i + groups·STRIDED_WG, ...).
 //
 // Accuracy (f32, bounds stated in the tests): add/sub/mul/compare/select agree bit for bit with the
 // CPU; exp/log/tanh and friends to a few ulp; gelu's erf to about 5e-7 absolute (see HELPERS.erf).
 
 import type { BinaryOp, UnaryOp } from '../tensor/backend.js';
-import { flatIndexWGSL, grid1d, type Kernel, type Launch, packUniforms } from './kernel.js';
-import { offsetsWGSL, packStrided, STRIDED_WG, stridedStructWGSL } from './strided.js';
+import { gridStride, gridStrideLoopWGSL, HARDWARE_MAX_GROUPS, type Kernel, type Launch, packUniforms } from './kernel.js';
+import { needsExactDiv, offsetsWGSL, packStrided, STRIDED_WG, stridedStructWGSL } from './strided.js';
 
 export type GpuDType = 'f32' | 'i32';
 
 const MAIN = `@compute @workgroup_size(${STRIDED_WG})
 fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>, @builtin(local_invocation_index) lid: u32) {
-  let i = flatIndex(wid, nwg, lid);
-  if (i >= u.n) { return; }`;
+  ${gridStrideLoopWGSL(STRIDED_WG)} {`;
 
 /** Shared f32 helpers, pasted only into kernels that call them (keeps printed WGSL short). */
 const HELPERS: Record<string, string> = {
@@ -119,19 +119,19 @@ export function unaryKernel(op: UnaryOp, dtype: GpuDType): Kernel {
 @group(0) @binding(1) var<storage, read> xs: array<${dtype}>;
 @group(0) @binding(2) var<storage, read_write> out: array<${dtype}>;
 ${helpers(deps)}
-${flatIndexWGSL(STRIDED_WG)}
 ${MAIN}
-  let x = f32(xs[i]);
-  out[i] = ${dtype}(${expr});
+    let x = f32(xs[i]);
+    out[i] = ${dtype}(${expr});
+  }
 }`;
   return { name: `unary[${op},${dtype}]`, code, storage: ['read', 'read_write'] };
 }
 
-export function unaryLaunch(op: UnaryOp, dtype: GpuDType, n: number, p0 = 0, p1 = 0): Launch {
+export function unaryLaunch(op: UnaryOp, dtype: GpuDType, n: number, p0 = 0, p1 = 0, maxGroups = HARDWARE_MAX_GROUPS): Launch {
   return {
     kernel: unaryKernel(op, dtype),
     uniforms: packUniforms([['u32', n], ['f32', p0], ['f32', p1], ['u32', 0]]),
-    workgroups: grid1d(n, STRIDED_WG),
+    workgroups: gridStride(n, STRIDED_WG, maxGroups),
   };
 }
 
@@ -159,79 +159,81 @@ function binaryExpr(op: BinaryOp, dtype: GpuDType): [string, string[]] {
 }
 
 /** out[i] = op(a[·], b[·]) with a and b read through broadcast strides over u.shape. */
-export function binaryKernel(op: BinaryOp, dtype: GpuDType): Kernel {
+export function binaryKernel(op: BinaryOp, dtype: GpuDType, rank: number, exact = false): Kernel {
   const [expr, deps] = binaryExpr(op, dtype);
   const code = `${stridedStructWGSL(['n', 'rank', 'pad0', 'pad1'], ['sa', 'sb'])}
 @group(0) @binding(1) var<storage, read> as_: array<${dtype}>;
 @group(0) @binding(2) var<storage, read> bs: array<${dtype}>;
 @group(0) @binding(3) var<storage, read_write> out: array<${dtype}>;
 ${helpers(deps)}
-${offsetsWGSL(['sa', 'sb'])}
-${flatIndexWGSL(STRIDED_WG)}
+${offsetsWGSL(['sa', 'sb'], exact, rank)}
 ${MAIN}
-  let o = offsets(i);
-  let a = as_[o.x];
-  let b = bs[o.y];
-  out[i] = ${expr};
+    let o = offsets(i);
+    let a = as_[o.x];
+    let b = bs[o.y];
+    out[i] = ${expr};
+  }
 }`;
-  return { name: `binary[${op},${dtype}]`, code, storage: ['read', 'read', 'read_write'] };
+  return { name: `binary[${op},${dtype},r${rank}${exact ? ',exactDiv' : ''}]`, code, storage: ['read', 'read', 'read_write'] };
 }
 
 /** shape and strides should already be collapsed (collapseDims). */
-export function binaryLaunch(op: BinaryOp, dtype: GpuDType, shape: readonly number[], aStrides: readonly number[], bStrides: readonly number[]): Launch {
+export function binaryLaunch(op: BinaryOp, dtype: GpuDType, shape: readonly number[], aStrides: readonly number[], bStrides: readonly number[],
+  maxGroups = HARDWARE_MAX_GROUPS): Launch {
   const n = shape.reduce((p, d) => p * d, 1);
-  return { kernel: binaryKernel(op, dtype), uniforms: packStrided([n, shape.length, 0, 0], shape, [aStrides, bStrides]), workgroups: grid1d(n, STRIDED_WG) };
+  return { kernel: binaryKernel(op, dtype, shape.length, needsExactDiv(n)), uniforms: packStrided([n, shape.length, 0, 0], shape, [aStrides, bStrides]), workgroups: gridStride(n, STRIDED_WG, maxGroups) };
 }
 
 /** out = cond != 0 ? a : b. a and b move as raw 32-bit words, so one kernel serves f32 and i32 values. */
-export function whereKernel(condDtype: GpuDType): Kernel {
+export function whereKernel(condDtype: GpuDType, rank: number, exact = false): Kernel {
   const zero = condDtype === 'f32' ? '0.0' : '0';
   const code = `${stridedStructWGSL(['n', 'rank', 'pad0', 'pad1'], ['sc', 'sa', 'sb'])}
 @group(0) @binding(1) var<storage, read> cs: array<${condDtype}>;
 @group(0) @binding(2) var<storage, read> as_: array<u32>;
 @group(0) @binding(3) var<storage, read> bs: array<u32>;
 @group(0) @binding(4) var<storage, read_write> out: array<u32>;
-${offsetsWGSL(['sc', 'sa', 'sb'])}
-${flatIndexWGSL(STRIDED_WG)}
+${offsetsWGSL(['sc', 'sa', 'sb'], exact, rank)}
 ${MAIN}
-  let o = offsets(i);
-  out[i] = select(bs[o.z], as_[o.y], cs[o.x] != ${zero});
+    let o = offsets(i);
+    out[i] = select(bs[o.z], as_[o.y], cs[o.x] != ${zero});
+  }
 }`;
-  return { name: `where[cond ${condDtype}]`, code, storage: ['read', 'read', 'read', 'read_write'] };
+  return { name: `where[cond ${condDtype},r${rank}${exact ? ',exactDiv' : ''}]`, code, storage: ['read', 'read', 'read', 'read_write'] };
 }
 
-export function whereLaunch(condDtype: GpuDType, shape: readonly number[], cStrides: readonly number[], aStrides: readonly number[], bStrides: readonly number[]): Launch {
+export function whereLaunch(condDtype: GpuDType, shape: readonly number[], cStrides: readonly number[], aStrides: readonly number[], bStrides: readonly number[],
+  maxGroups = HARDWARE_MAX_GROUPS): Launch {
   const n = shape.reduce((p, d) => p * d, 1);
-  return { kernel: whereKernel(condDtype), uniforms: packStrided([n, shape.length, 0, 0], shape, [cStrides, aStrides, bStrides]), workgroups: grid1d(n, STRIDED_WG) };
+  return { kernel: whereKernel(condDtype, shape.length, needsExactDiv(n)), uniforms: packStrided([n, shape.length, 0, 0], shape, [cStrides, aStrides, bStrides]), workgroups: gridStride(n, STRIDED_WG, maxGroups) };
 }
 
 /** f32 → i32 truncates toward zero (saturating, where the CPU wraps); i32 → f32 rounds to nearest. */
-export function castLaunch(from: GpuDType, to: GpuDType, n: number): Launch {
+export function castLaunch(from: GpuDType, to: GpuDType, n: number, maxGroups = HARDWARE_MAX_GROUPS): Launch {
   const code = `${uniformHeader('n: u32, pad0: u32, pad1: u32, pad2: u32')}
 @group(0) @binding(1) var<storage, read> xs: array<${from}>;
 @group(0) @binding(2) var<storage, read_write> out: array<${to}>;
-${flatIndexWGSL(STRIDED_WG)}
 ${MAIN}
-  out[i] = ${to}(xs[i]);
+    out[i] = ${to}(xs[i]);
+  }
 }`;
   return {
     kernel: { name: `cast[${from}->${to}]`, code, storage: ['read', 'read_write'] },
     uniforms: packUniforms([['u32', n]]),
-    workgroups: grid1d(n, STRIDED_WG),
+    workgroups: gridStride(n, STRIDED_WG, maxGroups),
   };
 }
 
 /** out[i] = bits: the value's 32-bit pattern (f32 or i32) is prepared on the host. */
-export function fillLaunch(n: number, bits: number): Launch {
+export function fillLaunch(n: number, bits: number, maxGroups = HARDWARE_MAX_GROUPS): Launch {
   const code = `${uniformHeader('n: u32, bits: u32, pad1: u32, pad2: u32')}
 @group(0) @binding(1) var<storage, read_write> out: array<u32>;
-${flatIndexWGSL(STRIDED_WG)}
 ${MAIN}
-  out[i] = u.bits;
+    out[i] = u.bits;
+  }
 }`;
   return {
     kernel: { name: 'fill', code, storage: ['read_write'] },
     uniforms: packUniforms([['u32', n], ['u32', bits]]),
-    workgroups: grid1d(n, STRIDED_WG),
+    workgroups: gridStride(n, STRIDED_WG, maxGroups),
   };
 }

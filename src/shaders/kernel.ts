@@ -59,3 +59,21 @@ export function grid1d(n: number, wgSize: number): [number, number, number] {
 export function flatIndexWGSL(wgSize: number): string {
   return `fn flatIndex(wid: vec3<u32>, nwg: vec3<u32>, lid: u32) -> u32 { return (wid.y * nwg.x + wid.x) * ${wgSize}u + lid; }`;
 }
+
+/**
+ * Workgroups for a grid-stride kernel over n items: at most maxGroups, each invocation looping
+ * (see gridStrideLoopWGSL). On lavapipe every workgroup costs a few microseconds of scheduling, so
+ * a few fat workgroups per core copy 393k floats about 6x faster than one invocation per element;
+ * on hardware a large cap keeps the GPU full.
+ */
+export function gridStride(n: number, wgSize: number, maxGroups: number): [number, number, number] {
+  return [Math.max(1, Math.min(Math.ceil(n / wgSize), maxGroups, MAX_WORKGROUPS_PER_DIM)), 1, 1];
+}
+
+/** Grid-stride cap for hardware adapters (software ones use a few per CPU core, chosen by the backend). */
+export const HARDWARE_MAX_GROUPS = 4096;
+
+/** WGSL loop header for a gridStride dispatch: `i` visits every index < n owned by this invocation. */
+export function gridStrideLoopWGSL(wgSize: number, n = 'u.n'): string {
+  return `for (var i = wid.x * ${wgSize}u + lid; i < ${n}; i = i + nwg.x * ${wgSize}u)`;
+}

@@ -55,6 +55,18 @@ export interface AdamWParams {
   step: number;
 }
 
+/** Shapes of the fused attention: q [batch·heads, tq, d], k and v [batch·heads, tk, d], all contiguous. */
+export interface AttentionParams {
+  batch: number;
+  heads: number;
+  tq: number;
+  tk: number;
+  d: number;
+  scale: number;
+  /** Query i sees key j only where j − i <= tk − tq (queries aligned at the end). */
+  causal: boolean;
+}
+
 export interface MemoryStats {
   /** Buffers handed out and not yet freed. */
   liveBuffers: number;
@@ -123,6 +135,18 @@ export interface Backend {
   gatherLogProbs(logits: Storage, targets: Storage, rows: number, cols: number): { logp: Storage; lse: Storage };
   /** dlogits[r, c] = dlogp[r] · (onehot(t[r])[c] − softmax(logits[r])[c]), zero rows where t[r] < 0. */
   gatherLogProbsBackward(dlogp: Storage, logits: Storage, lse: Storage, targets: Storage, rows: number, cols: number): Storage;
+
+  /**
+   * Fused scaled dot-product attention, never materializing the tq×tk scores: out [batch·heads, tq, d]
+   * and the row log-sum-exp lse [batch·heads, tq] for the backward. Scores are
+   * ((q·k)·scale + causalBias) + keyBias, with causalBias = −1e9 where masked and keyBias =
+   * (keyMask[b, j] − 1)·1e9 (keyMask [batch, tk], 1 = keep), the composed op's biases exactly.
+   * Optional: undefined (method missing, or a shape the backend has no kernel for) means compose.
+   */
+  attention?(q: Storage, k: Storage, v: Storage, keyMask: Storage | null, p: AttentionParams): { out: Storage; lse: Storage } | undefined;
+  /** Gradients of attention, recomputing the probabilities from lse (FlashAttention-2 style). */
+  attentionBackward?(q: Storage, k: Storage, v: Storage, keyMask: Storage | null, out: Storage, lse: Storage, dout: Storage,
+    p: AttentionParams): { dq: Storage; dk: Storage; dv: Storage };
 
   /**
    * Counter-based random numbers (Philox4x32-10, see src/tensor/random/philox.ts): element i uses

@@ -133,10 +133,32 @@ export interface AttentionOptions {
 const MASKED = -1e9;
 
 /**
- * Scaled dot-product attention: q [B, H, Tq, D], k and v [B, H, Tk, D] → [B, H, Tq, D].
- * Composed from matmul, a mask bias and softmax (the fused kernel is the backend's job).
+ * Scaled dot-product attention: q [B, H, Tq, D], k and v [B, H, Tk, D] → [B, H, Tq, D]. Runs the
+ * backend's fused kernel where it has one (no Tq×Tk scores in memory; the backward recomputes
+ * them from the saved row log-sum-exp), else the composition of matmul, mask bias and softmax.
  */
 export function attention(q: Tensor, k: Tensor, v: Tensor, opts: AttentionOptions = {}): Tensor {
+  checkAttention(q, k, v, opts);
+  const b = backendOf('attention', [q, k, v]);
+  const [B, H, Tq, D] = q.shape;
+  const Tk = k.shape[2];
+  const p = { batch: B, heads: H, tq: Tq, tk: Tk, d: D, scale: opts.scale ?? 1 / Math.sqrt(D), causal: opts.causal ?? false };
+  const m = opts.keyMask;
+  const mask = !m ? null : m.dtype === q.dtype ? m : wrap(m.backend.cast(m.storage, q.dtype), m.shape);
+  const r = b.attentionBackward ? b.attention?.(q.storage, k.storage, v.storage, mask?.storage ?? null, p) : undefined;
+  if (!r) {
+    if (mask && mask !== m) mask.dispose();
+    return composedAttention(q, k, v, opts);
+  }
+  const out = wrap(r.out, q.shape);
+  const lse = wrap(r.lse, [B * H * Tq]);
+  return record('attention', out, [q, k, v], (g) => {
+    const d = b.attentionBackward!(q.storage, k.storage, v.storage, mask?.storage ?? null, out.storage, lse.storage, g.storage, p);
+    return [wrap(d.dq, q.shape), wrap(d.dk, k.shape), wrap(d.dv, v.shape)];
+  }, mask ? [lse, mask] : [lse]);
+}
+
+function checkAttention(q: Tensor, k: Tensor, v: Tensor, opts: AttentionOptions): void {
   if (q.rank !== 4 || k.rank !== 4 || v.rank !== 4) {
     throw new ShapeError('attention', `q, k, v must be [B, H, T, D]; got ${fmtShape(q.shape)}, ${fmtShape(k.shape)}, ${fmtShape(v.shape)}`);
   }
@@ -145,6 +167,14 @@ export function attention(q: Tensor, k: Tensor, v: Tensor, opts: AttentionOption
   if (!shapesEqual(k.shape, v.shape) || k.shape[0] !== B || k.shape[1] !== q.shape[1] || k.shape[3] !== D) {
     throw new ShapeError('attention', `incompatible q ${fmtShape(q.shape)}, k ${fmtShape(k.shape)}, v ${fmtShape(v.shape)}`);
   }
+  if (opts.keyMask && !shapesEqual(opts.keyMask.shape, [B, Tk])) throw new ShapeError('attention', `keyMask ${fmtShape(opts.keyMask.shape)} must be [${B}, ${Tk}]`);
+}
+
+/** attention as matmul + mask bias + softmax + matmul: the fallback, and the reference the fused kernels are tested against. */
+export function composedAttention(q: Tensor, k: Tensor, v: Tensor, opts: AttentionOptions = {}): Tensor {
+  checkAttention(q, k, v, opts);
+  const [B, , Tq, D] = q.shape;
+  const Tk = k.shape[2];
   const scale = opts.scale ?? 1 / Math.sqrt(D);
   let scores = mul(matmulT(q, k, false, true), scale);
   if (opts.causal) {
@@ -154,7 +184,6 @@ export function attention(q: Tensor, k: Tensor, v: Tensor, opts: AttentionOption
   }
   if (opts.keyMask) {
     const m = opts.keyMask;
-    if (!shapesEqual(m.shape, [B, Tk])) throw new ShapeError('attention', `keyMask ${fmtShape(m.shape)} must be [${B}, ${Tk}]`);
     const mf = m.dtype === q.dtype ? m : wrap(m.backend.cast(m.storage, q.dtype), m.shape);
     scores = add(scores, reshape(mul(sub(mf, 1), -MASKED), [B, 1, 1, Tk]));
   }

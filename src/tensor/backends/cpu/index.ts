@@ -1,7 +1,7 @@
 // The CPU reference backend: plain loops over Float32Array / Float64Array / Int32Array, written to
 // be read. Every WebGPU kernel is checked against these.
 
-import type { AdamWParams, Backend, BinaryOp, MatmulParams, MemoryStats, ReduceOp, Storage, UnaryOp } from '../../backend.js';
+import type { AdamWParams, AttentionParams, Backend, BinaryOp, MatmulParams, MemoryStats, ReduceOp, Storage, UnaryOp } from '../../backend.js';
 import { arrayFor, bytesPerElement, type DType, type TypedArray } from '../../dtype.js';
 import { contiguousStrides, sizeOf } from '../../shape.js';
 import { fillNormal, fillUniform } from '../../random/philox.js';
@@ -326,6 +326,77 @@ export class CpuBackend implements Backend {
       out[o + T[r]] += G[r];
     }
     return this.wrap(logits.dtype, out);
+  }
+
+  attention(q: Storage, k: Storage, v: Storage, keyMask: Storage | null, p: AttentionParams) {
+    const [Q, K, V] = [this.arr(q), this.arr(k), this.arr(v)];
+    const { tq, tk, d } = p;
+    const rows = p.batch * p.heads * tq;
+    const out = arrayFor(q.dtype, rows * d);
+    const lse = arrayFor(q.dtype, rows);
+    const s = new Float64Array(tk);
+    for (let r = 0; r < rows; r++) {
+      this.attentionScores(Q, K, keyMask, p, r, s);
+      let max = -Infinity;
+      for (let j = 0; j < tk; j++) max = Math.max(max, s[j]);
+      let sum = 0;
+      for (let j = 0; j < tk; j++) sum += Math.exp(s[j] - max);
+      const l = max + Math.log(sum);
+      lse[r] = l;
+      const vBase = Math.floor(r / tq) * tk * d;
+      for (let j = 0; j < tk; j++) {
+        const pj = Math.exp(s[j] - l);
+        for (let c = 0; c < d; c++) out[r * d + c] += pj * V[vBase + j * d + c];
+      }
+    }
+    return { out: this.wrap(q.dtype, out), lse: this.wrap(q.dtype, lse) };
+  }
+
+  attentionBackward(q: Storage, k: Storage, v: Storage, keyMask: Storage | null, out: Storage, lse: Storage, dout: Storage, p: AttentionParams) {
+    const [Q, K, V, O, L, G] = [this.arr(q), this.arr(k), this.arr(v), this.arr(out), this.arr(lse), this.arr(dout)];
+    const { tq, tk, d, scale } = p;
+    const rows = p.batch * p.heads * tq;
+    const dq = arrayFor(q.dtype, Q.length);
+    const dk = arrayFor(q.dtype, K.length);
+    const dv = arrayFor(q.dtype, V.length);
+    const s = new Float64Array(tk);
+    for (let r = 0; r < rows; r++) {
+      this.attentionScores(Q, K, keyMask, p, r, s);
+      const kvBase = Math.floor(r / tq) * tk * d;
+      // D = dout·out = Σ_j P_j (dout·v_j): the softmax backward's row dot product.
+      let D = 0;
+      for (let c = 0; c < d; c++) D += G[r * d + c] * O[r * d + c];
+      for (let j = 0; j < tk; j++) {
+        const pj = Math.exp(s[j] - L[r]);
+        let dp = 0;
+        for (let c = 0; c < d; c++) dp += G[r * d + c] * V[kvBase + j * d + c];
+        const ds = pj * (dp - D) * scale;
+        for (let c = 0; c < d; c++) {
+          dq[r * d + c] += ds * K[kvBase + j * d + c];
+          dk[kvBase + j * d + c] += ds * Q[r * d + c];
+          dv[kvBase + j * d + c] += pj * G[r * d + c];
+        }
+      }
+    }
+    return { dq: this.wrap(q.dtype, dq), dk: this.wrap(q.dtype, dk), dv: this.wrap(q.dtype, dv) };
+  }
+
+  /** Row r's scores ((q·k)·scale + causal bias) + key bias, rounded to the storage dtype as the composed op's tensors are. */
+  private attentionScores(Q: TypedArray, K: TypedArray, keyMask: Storage | null, p: AttentionParams, r: number, s: Float64Array): void {
+    const { tq, tk, d } = p;
+    const round = Q instanceof Float32Array ? Math.fround : (x: number) => x;
+    const M = keyMask ? this.arr(keyMask) : null;
+    const bh = Math.floor(r / tq);
+    const i = r % tq;
+    const b = Math.floor(bh / p.heads);
+    for (let j = 0; j < tk; j++) {
+      let dot = 0;
+      for (let c = 0; c < d; c++) dot += Q[r * d + c] * K[(bh * tk + j) * d + c];
+      let x = round(round(dot) * round(p.scale));
+      if (p.causal && j - i > tk - tq) x = round(x - 1e9);
+      if (M) x = round(x + round((M[b * tk + j] - 1) * 1e9));
+      s[j] = x;
+    }
   }
 
   random(kind: 'uniform' | 'normal', dtype: DType, size: number, key: readonly [number, number], offset: number): Storage {
