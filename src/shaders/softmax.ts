@@ -24,13 +24,16 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec
   var ms = vec2<f32>(${LOWEST_F32}, 0.0);
   for (var c = lid; c < u.cols; c = c + WG) { ms = onlineMaxSum(ms, x[base + c]); }
   ms = workgroupMaxSum(ms, lid);
-  let lse = ms.x + log(ms.y);
+  // Normalize relative to the max, not through lse = max + log(sum): for scores near ±1e9 (masked
+  // attention rows) max + log(sum) rounds back to max in f32 and the row would not sum to 1.
+  let logSum = log(ms.y);
+  let invSum = 1.0 / ms.y;
   // A row of only -inf has sum 0. The CPU then takes max = 0 and gets lse = -inf and NaN outputs;
   // write those NaNs explicitly rather than trust f32 inf arithmetic.
   let allMasked = ms.y == 0.0;
   for (var c = lid; c < u.cols; c = c + WG) {
     let v = x[base + c];
-    var y = select(exp(v - lse), v - lse, u.log != 0u);
+    var y = select(exp(v - ms.x) * invSum, (v - ms.x) - logSum, u.log != 0u);
     if (allMasked) { y = bitcast<f32>(u.nanBits); }
     out[base + c] = y;
   }

@@ -220,8 +220,9 @@ export class CpuBackend implements Backend {
       if (max === -Infinity) max = 0; // a fully masked row: keep it finite-safe
       let sum = 0;
       for (let c = 0; c < cols; c++) sum += Math.exp(X[o + c] - max);
-      const lse = max + Math.log(sum);
-      for (let c = 0; c < cols; c++) out[o + c] = log ? X[o + c] - lse : Math.exp(X[o + c] - lse);
+      // Relative to the max (not via lse = max + log(sum)), as the GPU kernel does: exact for huge scores.
+      const logSum = Math.log(sum);
+      for (let c = 0; c < cols; c++) out[o + c] = log ? X[o + c] - max - logSum : Math.exp(X[o + c] - max) / sum;
     }
     return this.wrap(x.dtype, out);
   }
