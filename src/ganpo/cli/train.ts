@@ -41,7 +41,7 @@ export async function trainCommand(argv: string[]): Promise<number> {
   process.stderr.write(`data: ${tok.pairs.length} pairs (${tok.promptsTruncated} prompts and ${tok.responsesTruncated} responses truncated, ${tok.dropped} dropped)\n`);
   const heldOut = Number(v['held-out']);
   const split = heldOut > 0 ? splitHeldOut(tok.pairs, heldOut, Number(v.seed)) : { train: tok.pairs, eval: [] };
-  const config = trainConfigFromFlags(v, ctx);
+  const config = trainConfigFromFlags(v, ctx, parsed.given);
   if (config.batchSize > split.train.length) throw new UsageError(`--batch ${config.batchSize} exceeds the ${split.train.length} training pairs`);
   const out = ensureDir(String(v.out));
   const ckptPath = join(out, 'checkpoint.safetensors');

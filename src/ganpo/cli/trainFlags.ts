@@ -28,6 +28,7 @@ export const TRAIN_FLAGS: FlagSpec[] = [
   { name: 'pool', type: 'enum', values: ['all', 'response', 'nonpad'], help: 'positions the critics see and pool', default: 'all' },
   { name: 'contrastive', type: 'boolean', help: 'keep the contrastive critic terms (--no-contrastive drops them)', default: true },
   { name: 'shared-critic', type: 'boolean', help: 'ablation: one critic plays both roles', default: false },
+  { name: 'batch-critic-calls', type: 'boolean', help: "score each critic's three inputs in one forward (one power iteration per step; off in the reference preset)", default: true },
   { name: 'steps', type: 'int', help: 'policy optimizer steps', default: 100, min: 1 },
   { name: 'batch', type: 'int', help: 'pairs per micro-batch', default: 8, min: 1 },
   { name: 'grad-accum', type: 'int', help: 'micro-batches per optimizer step', default: 1, min: 1 },
@@ -49,7 +50,7 @@ export const TRAIN_FLAGS: FlagSpec[] = [
 ];
 
 /** Builds the training config from parsed flags. */
-export function trainConfigFromFlags(v: FlagValues, contextLength: number): TrainConfig {
+export function trainConfigFromFlags(v: FlagValues, contextLength: number, given: ReadonlySet<string> = new Set()): TrainConfig {
   const kind = v.loss as BaseLossKind;
   const base = defaultBaseLoss(kind);
   if (v.beta !== undefined) base.beta = Number(v.beta);
@@ -82,6 +83,8 @@ export function trainConfigFromFlags(v: FlagValues, contextLength: number): Trai
     g.pool = v.pool as PoolMode;
     g.contrastive = Boolean(v.contrastive);
     g.sharedCritic = Boolean(v['shared-critic']);
+    // The reference preset scores with three calls unless the flag is given explicitly.
+    if (v.preset !== 'reference' || given.has('batch-critic-calls')) g.batchCriticCalls = Boolean(v['batch-critic-calls']);
     c.ganpo = g;
   } else {
     for (const f of ['critic-lr', 'critic-width', 'critic-heads', 'critic-max-len']) {
