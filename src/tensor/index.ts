@@ -1,3 +1,4 @@
+/// <reference types="@webgpu/types" preserve="true" />
 // The tensor engine's public API.
 
 import './ops/methods.js';

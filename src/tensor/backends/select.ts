@@ -1,3 +1,4 @@
+/// <reference types="@webgpu/types" preserve="true" />
 // Choosing the engine's backend at startup: WebGPU when a driver is present, else the CPU
 // reference, or exactly what the caller (or GANPO_BACKEND) asks for.
 

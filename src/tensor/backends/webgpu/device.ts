@@ -1,3 +1,4 @@
+/// <reference types="@webgpu/types" preserve="true" />
 // Opening a WebGPU device through Dawn (the `webgpu` npm package) with the limits our kernels need,
 // and turning Dawn's asynchronous error reports into Errors that name the kernel that caused them.
 //

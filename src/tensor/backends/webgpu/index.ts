@@ -1,3 +1,4 @@
+/// <reference types="@webgpu/types" preserve="true" />
 // The WebGPU backend: the Backend contract on Dawn. Ops record dispatches into a pending command
 // encoder (runtime.ts); nothing runs until a read, a flush, or a full batch.
 //

@@ -1,3 +1,4 @@
+/// <reference types="@webgpu/types" preserve="true" />
 // Size-bucketed reuse of GPU storage buffers. Creating a buffer per op costs more than the op on
 // small tensors, and a training step frees and reallocates the same sizes every step.
 //

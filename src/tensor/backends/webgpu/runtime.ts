@@ -1,3 +1,4 @@
+/// <reference types="@webgpu/types" preserve="true" />
 // The WebGPU runtime under the backend: a pipeline cache keyed by kernel source, batched command
 // encoding (many dispatches per submit, their uniforms in one arena written once per submit),
 // readbacks, counters, and error reporting that names the kernel.
