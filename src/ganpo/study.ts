@@ -63,7 +63,7 @@ export function defaultStudy(): StudyConfig {
     modelPath: 'models/base/model.safetensors', out: 'report', methods: DEFAULT_METHODS, seeds: [0], noise: [0],
     trainPrompts: 320, evalPrompts: 96, promptWords: 8, samplesPerPrompt: 4, maxNewTokens: 16,
     temperatures: [0.7, 1.0, 1.3, 1.6], steps: 60, batchSize: 8, lr: 5e-4, beta: 0.1, simpoBeta: 2, simpoGamma: 1,
-    lambda: 1, criticLrRatio: 0.5, criticWidth: 64, driftWindows: 16,
+    lambda: 1, criticLrRatio: 8, criticWidth: 64, driftWindows: 16,
   };
 }
 

@@ -17,7 +17,7 @@ export const STUDY_FLAGS: FlagSpec[] = [
   { name: 'lr', type: 'number', help: 'policy learning rate', default: d.lr, min: 0 },
   { name: 'beta', type: 'number', help: 'DPO β', default: d.beta, min: 0 },
   { name: 'lambda', type: 'number', help: 'GANPO λ', default: d.lambda, min: 0 },
-  { name: 'critic-lr-ratio', type: 'number', help: 'critic lr / policy lr (reference 0.5)', default: d.criticLrRatio, min: 0 },
+  { name: 'critic-lr-ratio', type: 'number', help: 'critic lr / policy lr (the reference implementation uses 0.5; at 0.5 the critics barely learn here, see the README)', default: d.criticLrRatio, min: 0 },
   { name: 'train-prompts', type: 'int', help: 'prompts used to make preference pairs', default: d.trainPrompts, min: 8 },
   { name: 'eval-prompts', type: 'int', help: 'held-out evaluation prompts', default: d.evalPrompts, min: 1 },
   { name: 'samples', type: 'int', help: 'base-model samples per prompt when making pairs', default: d.samplesPerPrompt, min: 2 },
