@@ -15,6 +15,7 @@ import { BACKEND_FLAG, ensureDir, HELP_FLAG, setupBackend } from './common.js';
 import { lineChart, smooth } from '../plot.js';
 import { Progress } from '../progress.js';
 
+// The defaults are the settings of the shipped models/base (trained on the CPU backend).
 export const PRETRAIN_FLAGS: FlagSpec[] = [
   { name: 'out', type: 'string', help: 'output directory', default: 'models/base' },
   { name: 'vocab', type: 'int', help: 'compact vocabulary size (most frequent GPT-2 tokens + bytes)', default: 4096, min: 257 },
@@ -22,15 +23,15 @@ export const PRETRAIN_FLAGS: FlagSpec[] = [
   { name: 'd-model', type: 'int', help: 'model width', default: 128, min: 8 },
   { name: 'layers', type: 'int', help: 'transformer blocks', default: 4, min: 1 },
   { name: 'heads', type: 'int', help: 'attention heads', default: 4, min: 1 },
-  { name: 'batch', type: 'int', help: 'sequences per step', default: 16, min: 1 },
-  { name: 'steps', type: 'int', help: 'optimizer steps', default: 3000, min: 1 },
-  { name: 'lr', type: 'number', help: 'peak learning rate', default: 3e-3, min: 0 },
-  { name: 'min-lr', type: 'number', help: 'final learning rate of the cosine decay', default: 3e-4, min: 0 },
-  { name: 'warmup', type: 'int', help: 'warmup steps', default: 100, min: 0 },
+  { name: 'batch', type: 'int', help: 'sequences per step', default: 8, min: 1 },
+  { name: 'steps', type: 'int', help: 'optimizer steps', default: 700, min: 1 },
+  { name: 'lr', type: 'number', help: 'peak learning rate', default: 2e-3, min: 0 },
+  { name: 'min-lr', type: 'number', help: 'final learning rate of the cosine decay', default: 2e-4, min: 0 },
+  { name: 'warmup', type: 'int', help: 'warmup steps', default: 40, min: 0 },
   { name: 'weight-decay', type: 'number', help: 'AdamW weight decay on matrices', default: 0.1, min: 0 },
-  { name: 'eval-every', type: 'int', help: 'validation every N steps', default: 250, min: 0 },
+  { name: 'eval-every', type: 'int', help: 'validation every N steps', default: 100, min: 0 },
   { name: 'eval-batches', type: 'int', help: 'validation batches', default: 8, min: 1 },
-  { name: 'save-every', type: 'int', help: 'also write the model every N steps (0: only at the end)', default: 0, min: 0 },
+  { name: 'save-every', type: 'int', help: 'also write the model every N steps (0: only at the end)', default: 50, min: 0 },
   { name: 'seed', type: 'int', help: 'random seed', default: 0, min: 0 },
   { name: 'config', type: 'string', help: 'JSON file with any of these flags (flags win)' },
   BACKEND_FLAG,
