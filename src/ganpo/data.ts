@@ -94,11 +94,11 @@ export interface PairBatch {
   tokenCounts: Float32Array;
 }
 
-/** Pads pairs into one batch (right padding with padId); T is the longest sequence in the batch. */
-export function collatePairs(pairs: readonly TokenizedPair[], padId: number): PairBatch {
+/** Pads pairs into one batch (right padding with padId); T is the longest sequence in the batch (at least minLength). */
+export function collatePairs(pairs: readonly TokenizedPair[], padId: number, minLength = 0): PairBatch {
   const B = pairs.length;
   const rows = [...pairs.map((p) => [p.prompt, p.chosen] as const), ...pairs.map((p) => [p.prompt, p.rejected] as const)];
-  const T = Math.max(...rows.map(([p, r]) => p.length + r.length));
+  const T = Math.max(minLength, ...rows.map(([p, r]) => p.length + r.length));
   const n = 2 * B * T;
   const batch: PairBatch = {
     pairs: B,

@@ -8,6 +8,7 @@ export * from './adversarial.js';
 export * from './regularizer.js';
 export * from './trainer.js';
 export * from './loop.js';
+export * from './refcache.js';
 export * from './evaluate.js';
 export * from './oracle.js';
 export * from './task.js';

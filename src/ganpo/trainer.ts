@@ -18,6 +18,7 @@ import { responseLogProbs } from './logprobs.js';
 import { preferenceLoss, type BaseLossConfig } from './losses.js';
 import { GanpoRegularizer, type GanpoConfig, type ScheduleKind } from './regularizer.js';
 import { RUNNING_MEAN_NAMES } from './adversarial.js';
+import { cachedReference, type ReferenceCache } from './refcache.js';
 
 export interface TrainConfig {
   base: BaseLossConfig;
@@ -86,6 +87,11 @@ export interface TrainerOptions {
   /** Pad id for collation (the tokenizer's end-of-text id). */
   padId: number;
   backend?: Backend;
+  /**
+   * Precomputed reference outputs for the training pairs (see refcache.ts): the reference forward
+   * is then skipped during training. Held-out evaluation still runs the reference.
+   */
+  referenceCache?: ReferenceCache;
 }
 
 export class PreferenceTrainer {
@@ -144,14 +150,18 @@ export class PreferenceTrainer {
     return pool === 'all' ? undefined : pool === 'response' ? t.resp : t.attn;
   }
 
-  /** Base loss and reward metrics for one batch; ref is computed under noGrad. */
-  private forward(batch: PairBatch, withHidden: boolean) {
+  /** Base loss and reward metrics for one batch; ref is computed under noGrad (or read from the cache for training pairs idx). */
+  private forward(batch: PairBatch, withHidden: boolean, idx?: readonly number[]) {
     const t = this.batchTensors(batch);
     const out = this.policy.forward(t.ids, { attentionMask: t.attn, returnHidden: withHidden });
     const lp = responseLogProbs(out.logits, batch);
     const B = batch.pairs;
     const needRef = this.config.base.kind !== 'simpo' || withHidden;
-    const ref = needRef && this.reference
+    const cache = this.opts.referenceCache;
+    if (cache && idx && withHidden && !cache.hidden) throw new Error('the reference cache holds no hidden states; build it with GANPO on');
+    const ref = needRef && cache && idx
+      ? cachedReference(cache, idx, batch.length, this.backend)
+      : needRef && this.reference
       ? noGrad(() => {
         const r = this.reference!.forward(t.ids, { attentionMask: t.attn, returnHidden: withHidden });
         return { sum: responseLogProbs(r.logits, batch).sum, hidden: r.hidden };
@@ -176,13 +186,13 @@ export class PreferenceTrainer {
    * Critic update(s) at the accumulation boundary. The critic losses and gradient norm are read
    * back first so a non-finite critic step is skipped rather than applied. Returns skipped count.
    */
-  private async criticUpdates(reg: GanpoRegularizer, criticVec: Tensor, batch: PairBatch, updates: number): Promise<number> {
+  private async criticUpdates(reg: GanpoRegularizer, criticVec: Tensor, batch: PairBatch, idx: readonly number[], updates: number): Promise<number> {
     let skipped = 0;
     for (let k = 0; k < updates; k++) {
       if (k > 0) {
         // Further updates in the same step re-score the same batch with the updated critics.
         tidy(() => {
-          const f = this.forward(batch, true);
+          const f = this.forward(batch, true, idx);
           const cr = reg.criticLoss(f.out.hidden!, f.ref!.hidden!, this.poolMask(f.t));
           backward(add(cr.losses.chosen, cr.losses.rejected));
         });
@@ -214,7 +224,7 @@ export class PreferenceTrainer {
       tokens += batch.tokenCounts.reduce((a, b) => a + b, 0);
       const scope = openScope();
       try {
-        const f = this.forward(batch, reg !== null);
+        const f = this.forward(batch, reg !== null, idx);
         let loss = f.base.loss;
         const extra: Tensor[] = [];
         if (reg) {
@@ -222,7 +232,7 @@ export class PreferenceTrainer {
           const cr = reg.criticLoss(f.out.hidden!, f.ref!.hidden!, mask);
           backward(mul(add(cr.losses.chosen, cr.losses.rejected), 1 / accum));
           const criticVec = noGrad(() => stack([cr.losses.chosen, cr.losses.rejected, cr.accuracy]));
-          if (micro === accum - 1) criticSkipped = await this.criticUpdates(reg, criticVec, batch, reg.updatesAt(this.step));
+          if (micro === accum - 1) criticSkipped = await this.criticUpdates(reg, criticVec, batch, idx, reg.updatesAt(this.step));
           criticSums = accumulate(criticSums, criticVec);
           const adv = reg.generatorLoss(f.out.hidden!, mask);
           loss = reg.regularize(loss, adv);

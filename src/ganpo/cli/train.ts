@@ -9,6 +9,7 @@ import { readPreferenceJsonl } from '../jsonl.js';
 import { splitHeldOut, tokenizePairs } from '../data.js';
 import { PreferenceTrainer } from '../trainer.js';
 import { trainLoop } from '../loop.js';
+import { loadOrBuildReferenceCache } from '../refcache.js';
 import { applyConfigFile, helpText, parseArgs, UsageError } from './args.js';
 import { BACKEND_FLAG, ensureDir, HELP_FLAG, setupBackend } from './common.js';
 import { TRAIN_FLAGS, trainConfigFromFlags } from './trainFlags.js';
@@ -45,7 +46,13 @@ export async function trainCommand(argv: string[]): Promise<number> {
   if (config.batchSize > split.train.length) throw new UsageError(`--batch ${config.batchSize} exceeds the ${split.train.length} training pairs`);
   const out = ensureDir(String(v.out));
   const ckptPath = join(out, 'checkpoint.safetensors');
-  const trainer = new PreferenceTrainer(policy, reference, split.train, split.eval, config, { padId: tokenizer.eotId, backend });
+  let referenceCache;
+  if (v['ref-cache']) {
+    const r = await loadOrBuildReferenceCache(String(v['ref-cache']), reference, split.train, tokenizer.eotId, config.ganpo !== null);
+    process.stderr.write(`reference cache ${v['ref-cache']}: ${r.status}${r.status === 'rebuilt' ? ' (it was stale: another model or other data)' : ''}\n`);
+    referenceCache = r.cache;
+  }
+  const trainer = new PreferenceTrainer(policy, reference, split.train, split.eval, config, { padId: tokenizer.eotId, backend, referenceCache });
   const meta = { model: metadata.config, tokenizerFingerprint: tokenizer.fingerprint(), data: String(v.data) };
   if (v.resume) {
     if (!existsSync(ckptPath)) throw new UsageError(`--resume: no checkpoint at ${ckptPath}`);

@@ -43,6 +43,7 @@ export const TRAIN_FLAGS: FlagSpec[] = [
   { name: 'held-out', type: 'number', help: 'held-out fraction (< 1) or count of pairs', default: 0.1, min: 0 },
   { name: 'eval-every', type: 'int', help: 'held-out evaluation every N steps (0: at the end only)', default: 0, min: 0 },
   { name: 'save-every', type: 'int', help: 'checkpoint every N steps (0: at the end and on interrupt only)', default: 0, min: 0 },
+  { name: 'ref-cache', type: 'string', help: "file caching the reference's log-probs (and hidden states with --ganpo) for the training pairs; rebuilt when model or data change" },
   { name: 'resume', type: 'boolean', help: 'continue from <out>/checkpoint.safetensors', default: false },
   { name: 'max-bad-steps', type: 'int', help: 'consecutive non-finite steps that stop training', default: 3, min: 1 },
   { name: 'seed', type: 'int', help: 'random seed', default: 0, min: 0 },
