@@ -14,7 +14,7 @@ import {
 } from '../tensor/index.js';
 import { Generator, type GeneratorState } from '../tensor/random/philox.js';
 import { BatchSampler, collatePairs, type PairBatch, type TokenizedPair } from './data.js';
-import { responseLogProbs } from './logprobs.js';
+import { responseLogProbsAtRows, responseRows } from './logprobs.js';
 import { preferenceLoss, type BaseLossConfig } from './losses.js';
 import { GanpoRegularizer, type GanpoConfig, type ScheduleKind } from './regularizer.js';
 import { RUNNING_MEAN_NAMES } from './adversarial.js';
@@ -153,8 +153,11 @@ export class PreferenceTrainer {
   /** Base loss and reward metrics for one batch; ref is computed under noGrad (or read from the cache for training pairs idx). */
   private forward(batch: PairBatch, withHidden: boolean, idx?: readonly number[]) {
     const t = this.batchTensors(batch);
-    const out = this.policy.forward(t.ids, { attentionMask: t.attn, returnHidden: withHidden });
-    const lp = responseLogProbs(out.logits, batch);
+    // Logits only where a response token is predicted: the LM head is most of a small model's cost.
+    const rows = responseRows(batch);
+    const headRows = tensor(rows, [rows.length], { dtype: 'i32', backend: this.backend });
+    const out = this.policy.forward(t.ids, { attentionMask: t.attn, returnHidden: withHidden, headRows });
+    const lp = responseLogProbsAtRows(out.logits, batch, rows);
     const B = batch.pairs;
     const needRef = this.config.base.kind !== 'simpo' || withHidden;
     const cache = this.opts.referenceCache;
@@ -163,8 +166,8 @@ export class PreferenceTrainer {
       ? cachedReference(cache, idx, batch.length, this.backend)
       : needRef && this.reference
       ? noGrad(() => {
-        const r = this.reference!.forward(t.ids, { attentionMask: t.attn, returnHidden: withHidden });
-        return { sum: responseLogProbs(r.logits, batch).sum, hidden: r.hidden };
+        const r = this.reference!.forward(t.ids, { attentionMask: t.attn, returnHidden: withHidden, headRows });
+        return { sum: responseLogProbsAtRows(r.logits, batch, rows).sum, hidden: r.hidden };
       })
       : null;
     const half = (x: Tensor, i: 0 | 1): Tensor => slice(x, 0, i * B, (i + 1) * B);

@@ -3,7 +3,7 @@
 
 import { arange } from '../tensor/ops/creation.js';
 import { add } from '../tensor/ops/elementwise.js';
-import { embedding } from '../tensor/ops/indexing.js';
+import { embedding, indexSelect } from '../tensor/ops/indexing.js';
 import { matmulT } from '../tensor/ops/matmul.js';
 import { reshape, slice } from '../tensor/ops/movement.js';
 import { fmtShape, ShapeError } from '../tensor/shape.js';
@@ -38,10 +38,15 @@ export interface GPTForwardOptions {
   returnHidden?: boolean;
   /** Compute logits for the last position only ([B, 1, V]): what sampling needs, at 1/T of the LM-head cost. */
   lastOnly?: boolean;
+  /**
+   * Compute logits only at these positions (i32 [n], flat indices into B·T): logits are [n, V].
+   * Preference losses need them only where a response token is predicted.
+   */
+  headRows?: Tensor;
 }
 
 export interface GPTOutput {
-  /** [B, T, V] */
+  /** [B, T, V] ([B, 1, V] with lastOnly, [n, V] with headRows) */
   logits: Tensor;
   /** [B, T, d], when asked for. */
   hidden?: Tensor;
@@ -142,6 +147,11 @@ export class GPT extends Module {
     let x = drop.forward(add(wte.forward(ids), embedding(wpe.weight, pos)));
     for (let i = 0; i < h.length; i++) x = h.at(i).forward(x, keyMask, cache, i);
     const hidden = ln_f.forward(x);
+    if (opts.headRows) {
+      const rows = indexSelect(reshape(hidden, [B * T, this.config.dModel]), 0, opts.headRows);
+      const logits = matmulT(rows, wte.weight, false, true);
+      return opts.returnHidden ? { logits, hidden } : { logits };
+    }
     const head = opts.lastOnly && T > 1 ? slice(hidden, 1, T - 1) : hidden;
     const Th = head.shape[1];
     // Tied head: logits = hidden · wteᵀ, reading wte transposed in the kernel (no copy).

@@ -113,3 +113,22 @@ describe('the AFINN oracle', () => {
     expect(sentiment('').score).toBe(0);
   });
 });
+
+describe('response log-probs at response rows only', () => {
+  test('equal the full-logits computation, values and gradients', async () => {
+    const { responseRows, responseLogProbsAtRows } = await import('../../src/ganpo/logprobs.js');
+    const { gradcheck, indexSelect, reshape, tensor: mk } = await import('../../src/index.js');
+    const pairs = [{ index: 0, prompt: [1, 2], chosen: [3, 4], rejected: [5] }, { index: 1, prompt: [2], chosen: [6], rejected: [1, 2, 3] }];
+    const b = collatePairs(pairs, 0);
+    const V = 7;
+    const logits = randn([4, b.length, V], { dtype: 'f64' });
+    const rows = responseRows(b);
+    const full = (l: typeof logits) => responseLogProbs(l, b).sum;
+    const atRows = (l: typeof logits) => responseLogProbsAtRows(indexSelect(reshape(l, [4 * b.length, V]), 0, mk(rows, [rows.length], { dtype: 'i32' })), b, rows).sum;
+    const a = full(logits).dataSync();
+    const c = atRows(logits).dataSync();
+    a.forEach((v, i) => expect(c[i]).toBeCloseTo(v, 10));
+    const r = gradcheck((l) => atRows(l), [logits]);
+    expect(r.ok, r.report).toBe(true);
+  });
+});
