@@ -4,7 +4,7 @@
 
 import { Critic, type CriticConfig } from '../nn/critic.js';
 import { AdamW } from '../nn/optim.js';
-import { constant, warmupCosine, warmupLinear, type Schedule } from '../nn/schedules.js';
+import { makeSchedule, type Schedule, type ScheduleKind } from '../nn/schedules.js';
 import type { Backend } from '../tensor/backend.js';
 import type { DType } from '../tensor/dtype.js';
 import { Generator } from '../tensor/random/philox.js';
@@ -12,7 +12,7 @@ import { add, concat, mul, detach, slice, type Tensor } from '../tensor/index.js
 import { criticAccuracy, criticLosses, generatorLoss, RunningMeans, type CriticScores } from './adversarial.js';
 
 export type PoolMode = 'all' | 'response' | 'nonpad';
-export type ScheduleKind = 'constant' | 'linear' | 'cosine';
+export type { ScheduleKind };
 
 export interface GanpoConfig {
   /** λ, the weight of L_adv in the policy loss (reference 1.0). */
@@ -86,12 +86,6 @@ export interface CriticStepResult {
   losses: { chosen: Tensor; rejected: Tensor };
   accuracy: Tensor;
   scores: CriticScores;
-}
-
-function makeSchedule(kind: ScheduleKind, peakLr: number, warmupSteps: number, totalSteps: number): Schedule {
-  if (kind === 'constant') return constant(peakLr);
-  const o = { peakLr, warmupSteps, totalSteps };
-  return kind === 'linear' ? warmupLinear(o) : warmupCosine(o);
 }
 
 export class GanpoRegularizer {

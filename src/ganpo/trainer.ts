@@ -4,8 +4,7 @@
 
 import type { GPT } from '../nn/gpt.js';
 import { AdamW, clipGradNorm } from '../nn/optim.js';
-import type { Schedule } from '../nn/schedules.js';
-import { constant, warmupCosine, warmupLinear } from '../nn/schedules.js';
+import { makeSchedule, type Schedule } from '../nn/schedules.js';
 import { arrayToTensor, saveCheckpoint, withPrefix, type LoadedCheckpoint } from '../nn/checkpoint.js';
 import { copyInto } from '../nn/module.js';
 import {
@@ -63,12 +62,6 @@ export class NonFiniteError extends Error {
 const BASE_METRICS = ['loss', 'rewards/chosen', 'rewards/rejected', 'rewards/accuracies', 'rewards/margins', 'logps/chosen', 'logps/rejected', 'base_loss'] as const;
 const GANPO_METRICS = ['ganpo/generator_loss'] as const;
 const CRITIC_METRICS = ['ganpo/critic_loss_chosen', 'ganpo/critic_loss_rejected', 'ganpo/critic_accuracy'] as const;
-
-function makeSchedule(kind: ScheduleKind, peakLr: number, warmupSteps: number, totalSteps: number): Schedule {
-  if (kind === 'constant') return constant(peakLr);
-  const o = { peakLr, warmupSteps, totalSteps };
-  return kind === 'linear' ? warmupLinear(o) : warmupCosine(o);
-}
 
 /** Global L2 norm of the gradients (a scalar tensor; nothing read back). */
 function gradNorm(params: readonly Tensor[]): Tensor {

@@ -47,3 +47,12 @@ export function warmupLinear(o: WarmupDecayOptions): Schedule {
 export function warmupCosine(o: WarmupDecayOptions): Schedule {
   return warmupThen(o, (p) => 0.5 * (1 + Math.cos(Math.PI * p)));
 }
+
+export type ScheduleKind = 'constant' | 'linear' | 'cosine';
+
+/** The schedule of a kind: constant, or linear warmup then linear or cosine decay to 0 at totalSteps. */
+export function makeSchedule(kind: ScheduleKind, peakLr: number, warmupSteps: number, totalSteps: number): Schedule {
+  if (kind === 'constant') return constant(peakLr);
+  const o = { peakLr, warmupSteps, totalSteps };
+  return kind === 'linear' ? warmupLinear(o) : warmupCosine(o);
+}
