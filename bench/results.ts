@@ -80,3 +80,29 @@ export function formatTable(results: readonly BenchResult[]): string {
   const line = (cells: string[]): string => cells.map((c, i) => c.padEnd(widths[i])).join('  ').trimEnd();
   return [line(head), line(widths.map((w) => '-'.repeat(w))), ...rows.map(line)].join('\n');
 }
+
+function cell(text: string): string {
+  return text === '' ? '–' : text.replace(/\|/g, '\\|');
+}
+
+/**
+ * The README's Performance table: one Markdown row per result, the same numbers as the JSON
+ * (rounded as in the printed table). test/bench/results.test.ts checks that the README holds
+ * exactly this rendering of bench/results/latest.json, so every number there is traceable.
+ */
+export function formatMarkdown(results: readonly BenchResult[]): string {
+  const head = ['entry', 'params', 'ours ms', 'ours rate', 'peer', 'peer ms', 'peer rate', 'speedup', 'disp/sub/rb'];
+  const rows = results.map((r) => [
+    r.name,
+    paramText(r.params),
+    fmt(r.median_ms),
+    rate(r, false),
+    r.peer ?? '',
+    fmt(r.peer_median_ms),
+    rate(r, true),
+    r.ganpo_overhead !== undefined ? `${fmt(r.ganpo_overhead)}× DPO time` : r.ratio_vs_peer === undefined ? '' : `${fmt(r.ratio_vs_peer)}×`,
+    r.counters ? `${r.counters.dispatches}/${r.counters.submits}/${r.counters.readbacks}` : '',
+  ]);
+  const line = (cells: string[]): string => `| ${cells.map(cell).join(' | ')} |`;
+  return [line(head), `|${head.map(() => '---').join('|')}|`, ...rows.map(line)].join('\n');
+}

@@ -3,6 +3,7 @@
 
 import { readFileSync } from 'node:fs';
 import { describe, expect, test } from 'vitest';
+import { formatMarkdown, type BenchResult } from '../../bench/results.js';
 
 interface Row {
   name: string;
@@ -76,5 +77,12 @@ describe('bench/results/latest.json', () => {
         expect(r.counters, `${r.name} counters`).toBeDefined();
       }
     }
+  });
+
+  test('the README Performance section shows exactly this file: its table and its device', () => {
+    const readme = readFileSync(new URL('../../README.md', import.meta.url), 'utf8');
+    const section = readme.slice(readme.indexOf('## Performance'), readme.indexOf('\n## ', readme.indexOf('## Performance') + 1));
+    expect(section, 'regenerate with node dist/bench/markdown.js').toContain(formatMarkdown(rows as unknown as BenchResult[]));
+    for (const device of new Set(rows.map((r) => r.device))) expect(section).toContain(device);
   });
 });
