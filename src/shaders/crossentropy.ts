@@ -1,11 +1,12 @@
 // log softmax(logits)[target] per row and its gradient, without materializing the softmax: the
 // forward keeps only the row log-sum-exp (one online pass), the backward recomputes exp(l - lse).
 //
-// Dispatch geometry: forward, one 64-invocation workgroup per row (rowGrid); backward, one
-// invocation per logit (grid1d over rows × cols, 256 per workgroup).
+// Dispatch geometry: forward, by RowForm (rows.ts): one 64-invocation workgroup per row
+// ('workgroup', rowGrid) or one invocation per row ('invocation', 64 rows per workgroup); backward,
+// a grid-stride loop over the logits (at most maxGroups workgroups of 256, as the elementwise kernels).
 
-import { flatIndexWGSL, grid1d, packUniforms, type Launch } from './kernel.js';
-import { LOWEST_F32, ROW_INDEX_WGSL, ROW_REDUCE_WGSL, rowGrid } from './rows.js';
+import { flatIndexWGSL, gridStride, gridStrideLoopWGSL, HARDWARE_MAX_GROUPS, packUniforms, type Launch } from './kernel.js';
+import { LOWEST_F32, ONLINE_MAX_SUM_WGSL, ROW_INDEX_WGSL, ROW_REDUCE_WGSL, ROWS_PER_INVOCATION_GROUP, rowFormGrid, type RowForm } from './rows.js';
 
 const NAN_BITS = 0x7fc00000;
 
@@ -39,10 +40,37 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec
 }
 `;
 
+const FORWARD_ROW_WGSL = /* wgsl */ `
+struct Uniforms { rows: u32, cols: u32, nanBits: u32, pad: u32 }
+@group(0) @binding(0) var<uniform> u: Uniforms;
+@group(0) @binding(1) var<storage, read> logits: array<f32>;
+@group(0) @binding(2) var<storage, read> targets: array<i32>;
+@group(0) @binding(3) var<storage, read_write> logp: array<f32>;
+@group(0) @binding(4) var<storage, read_write> lse: array<f32>;
+${ONLINE_MAX_SUM_WGSL}
+${flatIndexWGSL(ROWS_PER_INVOCATION_GROUP)}
+@compute @workgroup_size(${ROWS_PER_INVOCATION_GROUP})
+fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>,
+        @builtin(local_invocation_index) lid: u32) {
+  let row = flatIndex(wid, nwg, lid);
+  if (row >= u.rows) { return; }
+  let base = row * u.cols;
+  var ms = vec2<f32>(${LOWEST_F32}, 0.0);
+  for (var c = 0u; c < u.cols; c = c + 1u) { ms = onlineMaxSum(ms, logits[base + c]); }
+  let l = ms.x + log(ms.y);
+  lse[row] = l;
+  let t = targets[row];
+  var lp = 0.0;
+  if (t >= i32(u.cols)) { lp = bitcast<f32>(u.nanBits); }
+  else if (t >= 0) { lp = logits[base + u32(t)] - l; }
+  logp[row] = lp;
+}
+`;
+
 const BACKWARD_WORKGROUP = 256;
 
 const BACKWARD_WGSL = /* wgsl */ `
-struct Uniforms { rows: u32, cols: u32, pad0: u32, pad1: u32 }
+struct Uniforms { rows: u32, cols: u32, n: u32, pad: u32 }
 @group(0) @binding(0) var<uniform> u: Uniforms;
 @group(0) @binding(1) var<storage, read> dlogp: array<f32>;
 @group(0) @binding(2) var<storage, read> logits: array<f32>;
@@ -50,40 +78,43 @@ struct Uniforms { rows: u32, cols: u32, pad0: u32, pad1: u32 }
 @group(0) @binding(4) var<storage, read> targets: array<i32>;
 @group(0) @binding(5) var<storage, read_write> dlogits: array<f32>;
 
-${flatIndexWGSL(BACKWARD_WORKGROUP)}
-
 // dlogits[r, c] = dlogp[r] * (onehot(t[r])[c] - exp(logits[r, c] - lse[r])), zero where t[r] < 0.
 @compute @workgroup_size(${BACKWARD_WORKGROUP})
 fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>,
         @builtin(local_invocation_index) lid: u32) {
-  let i = flatIndex(wid, nwg, lid);
-  if (i >= u.rows * u.cols) { return; }
-  let r = i / u.cols;
-  let c = i % u.cols;
-  let t = targets[r];
-  var d = 0.0;
-  if (t >= 0) {
-    let g = dlogp[r];
-    d = select(0.0, g, u32(t) == c) - g * exp(logits[i] - lse[r]);
+  ${gridStrideLoopWGSL(BACKWARD_WORKGROUP)} {
+    let r = i / u.cols;
+    let c = i - r * u.cols;
+    let t = targets[r];
+    var d = 0.0;
+    if (t >= 0) {
+      let g = dlogp[r];
+      d = select(0.0, g, u32(t) == c) - g * exp(logits[i] - lse[r]);
+    }
+    dlogits[i] = d;
   }
-  dlogits[i] = d;
 }
 `;
 
 /** Storage [logits: read, targets (i32): read, logp: read_write, lse: read_write]. */
-export function gatherLogProbsLaunch(rows: number, cols: number): Launch {
+export function gatherLogProbsLaunch(rows: number, cols: number, form: RowForm = 'workgroup'): Launch {
+  const row = form === 'invocation';
   return {
-    kernel: { name: 'gatherLogProbs', code: FORWARD_WGSL, storage: ['read', 'read', 'read_write', 'read_write'] },
+    kernel: { name: row ? 'gatherLogProbs[row]' : 'gatherLogProbs', code: row ? FORWARD_ROW_WGSL : FORWARD_WGSL, storage: ['read', 'read', 'read_write', 'read_write'] },
     uniforms: packUniforms([['u32', rows], ['u32', cols], ['u32', NAN_BITS], ['u32', 0]]),
-    workgroups: rowGrid(rows),
+    workgroups: rowFormGrid(rows, form),
   };
 }
 
-/** Storage [dlogp, logits, lse, targets (i32): read; dlogits: read_write]. */
-export function gatherLogProbsBackwardLaunch(rows: number, cols: number): Launch {
+/**
+ * Storage [dlogp, logits, lse, targets (i32): read; dlogits: read_write]. maxGroups caps the
+ * grid-stride workgroups (the backend passes a few per core on a software adapter).
+ */
+export function gatherLogProbsBackwardLaunch(rows: number, cols: number, maxGroups = HARDWARE_MAX_GROUPS): Launch {
+  const n = rows * cols;
   return {
     kernel: { name: 'gatherLogProbsBackward', code: BACKWARD_WGSL, storage: ['read', 'read', 'read', 'read', 'read_write'] },
-    uniforms: packUniforms([['u32', rows], ['u32', cols], ['u32', 0], ['u32', 0]]),
-    workgroups: grid1d(rows * cols, BACKWARD_WORKGROUP),
+    uniforms: packUniforms([['u32', rows], ['u32', cols], ['u32', n], ['u32', 0]]),
+    workgroups: gridStride(n, BACKWARD_WORKGROUP, maxGroups),
   };
 }

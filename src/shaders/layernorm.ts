@@ -1,14 +1,16 @@
 // LayerNorm over the last axis of a contiguous [rows, cols] view: the forward (saving mean and
-// rstd), dx per row, and dgamma/dbeta as column sums over rows. Statistics are two-pass in f32
-// (mean, then the mean of squared deviations), the same formula as the CPU reference.
+// rstd), dx per row, and dgamma/dbeta as column sums over rows. Statistics use Welford's update in
+// one pass over the row, partial (count, mean, M2) triples merged with Chan et al.'s formula: no
+// cancellation, unlike E[x^2] - E[x]^2, and one read of the row fewer than two-pass.
 //
-// Dispatch geometry: forward and dx, one 64-invocation workgroup per row (rowGrid); dgamma/dbeta,
-// one invocation per column (grid1d over cols, 64 per workgroup).
+// Dispatch geometry, by RowForm (rows.ts): forward and dx, one 64-invocation workgroup per row
+// ('workgroup', rowGrid) or one invocation per row ('invocation', 64 rows per workgroup);
+// dgamma/dbeta, one invocation per column (grid1d over cols, 64 per workgroup).
 
 import { flatIndexWGSL, grid1d, packUniforms, type Launch } from './kernel.js';
-import { ROW_INDEX_WGSL, ROW_REDUCE_WGSL, rowGrid } from './rows.js';
+import { ROW_INDEX_WGSL, ROW_REDUCE_WGSL, ROWS_PER_INVOCATION_GROUP, rowFormGrid, type RowForm } from './rows.js';
 
-const FORWARD_WGSL = /* wgsl */ `
+const FORWARD_BINDINGS = /* wgsl */ `
 struct Uniforms { rows: u32, cols: u32, eps: f32, pad: u32 }
 @group(0) @binding(0) var<uniform> u: Uniforms;
 @group(0) @binding(1) var<storage, read> x: array<f32>;
@@ -17,24 +19,59 @@ struct Uniforms { rows: u32, cols: u32, eps: f32, pad: u32 }
 @group(0) @binding(4) var<storage, read_write> y: array<f32>;
 @group(0) @binding(5) var<storage, read_write> mean: array<f32>;
 @group(0) @binding(6) var<storage, read_write> rstd: array<f32>;
+
+// Chan et al.: the (count, mean, M2) of two disjoint parts merged; an empty part changes nothing.
+fn welfordMerge(a: vec3<f32>, b: vec3<f32>) -> vec3<f32> {
+  let n = a.x + b.x;
+  if (b.x == 0.0) { return a; }
+  if (a.x == 0.0) { return b; }
+  let delta = b.y - a.y;
+  let wb = b.x / n;
+  return vec3<f32>(n, a.y + delta * wb, a.z + b.z + delta * delta * a.x * wb);
+}
+
+// Welford's update with one more value.
+fn welfordAdd(s: vec3<f32>, v: f32) -> vec3<f32> {
+  let n = s.x + 1.0;
+  let delta = v - s.y;
+  let m = s.y + delta / n;
+  return vec3<f32>(n, m, s.z + delta * (v - m));
+}
+`;
+
+const FORWARD_WGSL = /* wgsl */ `${FORWARD_BINDINGS}
 ${ROW_REDUCE_WGSL}
+var<workgroup> redN: array<f32, WG>;
+
+// Merges every invocation's (count, mean, M2) over the workgroup; call from uniform control flow.
+fn workgroupWelford(s: vec3<f32>, lid: u32) -> vec3<f32> {
+  redN[lid] = s.x;
+  redA[lid] = s.y;
+  redB[lid] = s.z;
+  workgroupBarrier();
+  for (var h = WG / 2u; h > 0u; h = h >> 1u) {
+    if (lid < h) {
+      let m = welfordMerge(vec3<f32>(redN[lid], redA[lid], redB[lid]), vec3<f32>(redN[lid + h], redA[lid + h], redB[lid + h]));
+      redN[lid] = m.x;
+      redA[lid] = m.y;
+      redB[lid] = m.z;
+    }
+    workgroupBarrier();
+  }
+  return vec3<f32>(redN[0], redA[0], redB[0]);
+}
+
 @compute @workgroup_size(WG)
 fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>,
         @builtin(local_invocation_index) lid: u32) {
   let row = ${ROW_INDEX_WGSL};
   if (row >= u.rows) { return; } // uniform across the workgroup
   let base = row * u.cols;
-  let n = f32(u.cols);
-  var s = 0.0;
-  for (var c = lid; c < u.cols; c = c + WG) { s = s + x[base + c]; }
-  let mu = workgroupSum2(vec2<f32>(s, 0.0), lid).x / n;
-  // Second pass over deviations: no cancellation, unlike E[x^2] - E[x]^2.
-  var d2 = 0.0;
-  for (var c = lid; c < u.cols; c = c + WG) {
-    let d = x[base + c] - mu;
-    d2 = d2 + d * d;
-  }
-  let rs = 1.0 / sqrt(workgroupSum2(vec2<f32>(d2, 0.0), lid).x / n + u.eps);
+  var s = vec3<f32>(0.0);
+  for (var c = lid; c < u.cols; c = c + WG) { s = welfordAdd(s, x[base + c]); }
+  s = workgroupWelford(s, lid);
+  let mu = s.y;
+  let rs = 1.0 / sqrt(s.z / f32(u.cols) + u.eps);
   for (var c = lid; c < u.cols; c = c + WG) {
     y[base + c] = (x[base + c] - mu) * rs * gamma[c] + beta[c];
   }
@@ -45,7 +82,34 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec
 }
 `;
 
-const DX_WGSL = /* wgsl */ `
+// One invocation per row. Welford over chunks of four: each chunk's exact (4, mean, M2) merged into
+// the running triple (one division per chunk), then single values for the tail.
+const FORWARD_ROW_WGSL = /* wgsl */ `${FORWARD_BINDINGS}
+${flatIndexWGSL(ROWS_PER_INVOCATION_GROUP)}
+@compute @workgroup_size(${ROWS_PER_INVOCATION_GROUP})
+fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>,
+        @builtin(local_invocation_index) lid: u32) {
+  let row = flatIndex(wid, nwg, lid);
+  if (row >= u.rows) { return; }
+  let base = row * u.cols;
+  var s = vec3<f32>(0.0);
+  var c = 0u;
+  for (; c + 4u <= u.cols; c = c + 4u) {
+    let v = vec4<f32>(x[base + c], x[base + c + 1u], x[base + c + 2u], x[base + c + 3u]);
+    let cm = (v.x + v.y + v.z + v.w) * 0.25;
+    let d = v - vec4<f32>(cm);
+    s = welfordMerge(s, vec3<f32>(4.0, cm, dot(d, d)));
+  }
+  for (; c < u.cols; c = c + 1u) { s = welfordAdd(s, x[base + c]); }
+  let mu = s.y;
+  let rs = 1.0 / sqrt(s.z / f32(u.cols) + u.eps);
+  for (c = 0u; c < u.cols; c = c + 1u) { y[base + c] = (x[base + c] - mu) * rs * gamma[c] + beta[c]; }
+  mean[row] = mu;
+  rstd[row] = rs;
+}
+`;
+
+const DX_BINDINGS = /* wgsl */ `
 struct Uniforms { rows: u32, cols: u32, pad0: u32, pad1: u32 }
 @group(0) @binding(0) var<uniform> u: Uniforms;
 @group(0) @binding(1) var<storage, read> dy: array<f32>;
@@ -54,8 +118,11 @@ struct Uniforms { rows: u32, cols: u32, pad0: u32, pad1: u32 }
 @group(0) @binding(4) var<storage, read> mean: array<f32>;
 @group(0) @binding(5) var<storage, read> rstd: array<f32>;
 @group(0) @binding(6) var<storage, read_write> dx: array<f32>;
-${ROW_REDUCE_WGSL}
+`;
+
 // dx = rstd / n * (n * g - sum(g) - xhat * sum(g * xhat)) with g = dy * gamma.
+const DX_WGSL = /* wgsl */ `${DX_BINDINGS}
+${ROW_REDUCE_WGSL}
 @compute @workgroup_size(WG)
 fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>,
         @builtin(local_invocation_index) lid: u32) {
@@ -72,6 +139,29 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec
   sums = workgroupSum2(sums, lid);
   let n = f32(u.cols);
   for (var c = lid; c < u.cols; c = c + WG) {
+    let xhat = (x[base + c] - mu) * rs;
+    dx[base + c] = rs / n * (n * dy[base + c] * gamma[c] - sums.x - xhat * sums.y);
+  }
+}
+`;
+
+const DX_ROW_WGSL = /* wgsl */ `${DX_BINDINGS}
+${flatIndexWGSL(ROWS_PER_INVOCATION_GROUP)}
+@compute @workgroup_size(${ROWS_PER_INVOCATION_GROUP})
+fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>,
+        @builtin(local_invocation_index) lid: u32) {
+  let row = flatIndex(wid, nwg, lid);
+  if (row >= u.rows) { return; }
+  let base = row * u.cols;
+  let mu = mean[row];
+  let rs = rstd[row];
+  var sums = vec2<f32>(0.0);
+  for (var c = 0u; c < u.cols; c = c + 1u) {
+    let g = dy[base + c] * gamma[c];
+    sums = sums + vec2<f32>(g, g * (x[base + c] - mu) * rs);
+  }
+  let n = f32(u.cols);
+  for (var c = 0u; c < u.cols; c = c + 1u) {
     let xhat = (x[base + c] - mu) * rs;
     dx[base + c] = rs / n * (n * dy[base + c] * gamma[c] - sums.x - xhat * sums.y);
   }
@@ -112,11 +202,12 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec
 `;
 
 /** Storage [x, gamma, beta: read; y, mean, rstd: read_write]; mean and rstd are per row. */
-export function layerNormLaunch(rows: number, cols: number, eps: number): Launch {
+export function layerNormLaunch(rows: number, cols: number, eps: number, form: RowForm = 'workgroup'): Launch {
+  const row = form === 'invocation';
   return {
-    kernel: { name: 'layerNorm', code: FORWARD_WGSL, storage: ['read', 'read', 'read', 'read_write', 'read_write', 'read_write'] },
+    kernel: { name: row ? 'layerNorm[row]' : 'layerNorm', code: row ? FORWARD_ROW_WGSL : FORWARD_WGSL, storage: ['read', 'read', 'read', 'read_write', 'read_write', 'read_write'] },
     uniforms: packUniforms([['u32', rows], ['u32', cols], ['f32', eps], ['u32', 0]]),
-    workgroups: rowGrid(rows),
+    workgroups: rowFormGrid(rows, form),
   };
 }
 
@@ -124,13 +215,14 @@ export function layerNormLaunch(rows: number, cols: number, eps: number): Launch
  * Two launches, independent of each other: dx with storage [dy, x, gamma, mean, rstd: read;
  * dx: read_write], and dgamma/dbeta with storage [dy, x, mean, rstd: read; dgamma, dbeta: read_write].
  */
-export function layerNormBackwardLaunches(rows: number, cols: number): { dx: Launch; params: Launch } {
+export function layerNormBackwardLaunches(rows: number, cols: number, form: RowForm = 'workgroup'): { dx: Launch; params: Launch } {
+  const row = form === 'invocation';
   const uniforms = packUniforms([['u32', rows], ['u32', cols], ['u32', 0], ['u32', 0]]);
   return {
     dx: {
-      kernel: { name: 'layerNormBackward[dx]', code: DX_WGSL, storage: ['read', 'read', 'read', 'read', 'read', 'read_write'] },
+      kernel: { name: row ? 'layerNormBackward[dx,row]' : 'layerNormBackward[dx]', code: row ? DX_ROW_WGSL : DX_WGSL, storage: ['read', 'read', 'read', 'read', 'read', 'read_write'] },
       uniforms,
-      workgroups: rowGrid(rows),
+      workgroups: rowFormGrid(rows, form),
     },
     params: {
       kernel: { name: 'layerNormBackward[dgamma,dbeta]', code: PARAM_GRAD_WGSL, storage: ['read', 'read', 'read', 'read', 'read_write', 'read_write'] },

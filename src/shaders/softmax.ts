@@ -1,10 +1,11 @@
 // Fused softmax / log-softmax over the last axis of a contiguous [rows, cols] view, forward and
-// backward, one workgroup per row. The forward finds max and sum of exp in a single online pass.
+// backward. The forward finds max and sum of exp in a single online pass, then writes the row.
 //
-// Dispatch geometry: one 64-invocation workgroup per row, rows over x then y (rowGrid).
+// Dispatch geometry, by RowForm (rows.ts): 'workgroup', one 64-invocation workgroup per row, rows
+// over x then y (rowGrid); 'invocation', one invocation per row, 64 rows per workgroup (grid1d).
 
-import { packUniforms, type Launch } from './kernel.js';
-import { LOWEST_F32, ROW_INDEX_WGSL, ROW_REDUCE_WGSL, rowGrid } from './rows.js';
+import { flatIndexWGSL, packUniforms, type Launch } from './kernel.js';
+import { LOWEST_F32, ONLINE_MAX_SUM_WGSL, ROW_INDEX_WGSL, ROW_REDUCE_WGSL, ROWS_PER_INVOCATION_GROUP, rowFormGrid, type RowForm } from './rows.js';
 
 // Quiet NaN bits, passed as a uniform: a NaN constant in WGSL source is a compile error.
 const NAN_BITS = 0x7fc00000;
@@ -32,6 +33,34 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec
   // write those NaNs explicitly rather than trust f32 inf arithmetic.
   let allMasked = ms.y == 0.0;
   for (var c = lid; c < u.cols; c = c + WG) {
+    let v = x[base + c];
+    var y = select(exp(v - ms.x) * invSum, (v - ms.x) - logSum, u.log != 0u);
+    if (allMasked) { y = bitcast<f32>(u.nanBits); }
+    out[base + c] = y;
+  }
+}
+`;
+
+// One invocation per row: the same arithmetic as above, with the whole row in one lane.
+const SOFTMAX_ROW_WGSL = /* wgsl */ `
+struct Uniforms { rows: u32, cols: u32, log: u32, nanBits: u32 }
+@group(0) @binding(0) var<uniform> u: Uniforms;
+@group(0) @binding(1) var<storage, read> x: array<f32>;
+@group(0) @binding(2) var<storage, read_write> out: array<f32>;
+${ONLINE_MAX_SUM_WGSL}
+${flatIndexWGSL(ROWS_PER_INVOCATION_GROUP)}
+@compute @workgroup_size(${ROWS_PER_INVOCATION_GROUP})
+fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>,
+        @builtin(local_invocation_index) lid: u32) {
+  let row = flatIndex(wid, nwg, lid);
+  if (row >= u.rows) { return; }
+  let base = row * u.cols;
+  var ms = vec2<f32>(${LOWEST_F32}, 0.0);
+  for (var c = 0u; c < u.cols; c = c + 1u) { ms = onlineMaxSum(ms, x[base + c]); }
+  let logSum = log(ms.y);
+  let invSum = 1.0 / ms.y;
+  let allMasked = ms.y == 0.0;
+  for (var c = 0u; c < u.cols; c = c + 1u) {
     let v = x[base + c];
     var y = select(exp(v - ms.x) * invSum, (v - ms.x) - logSum, u.log != 0u);
     if (allMasked) { y = bitcast<f32>(u.nanBits); }
@@ -69,20 +98,49 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec
 }
 `;
 
+const SOFTMAX_BACKWARD_ROW_WGSL = /* wgsl */ `
+struct Uniforms { rows: u32, cols: u32, log: u32, pad: u32 }
+@group(0) @binding(0) var<uniform> u: Uniforms;
+@group(0) @binding(1) var<storage, read> y: array<f32>;
+@group(0) @binding(2) var<storage, read> dy: array<f32>;
+@group(0) @binding(3) var<storage, read_write> dx: array<f32>;
+${flatIndexWGSL(ROWS_PER_INVOCATION_GROUP)}
+@compute @workgroup_size(${ROWS_PER_INVOCATION_GROUP})
+fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>,
+        @builtin(local_invocation_index) lid: u32) {
+  let row = flatIndex(wid, nwg, lid);
+  if (row >= u.rows) { return; }
+  let base = row * u.cols;
+  let isLog = u.log != 0u;
+  var dot = 0.0;
+  for (var c = 0u; c < u.cols; c = c + 1u) {
+    let g = dy[base + c];
+    dot = dot + select(g * y[base + c], g, isLog);
+  }
+  for (var c = 0u; c < u.cols; c = c + 1u) {
+    let g = dy[base + c];
+    let v = y[base + c];
+    dx[base + c] = select(v * (g - dot), g - exp(v) * dot, isLog);
+  }
+}
+`;
+
 /** (log-)softmax of each row; storage [x: read, out: read_write]. */
-export function softmaxLaunch(rows: number, cols: number, log: boolean): Launch {
+export function softmaxLaunch(rows: number, cols: number, log: boolean, form: RowForm = 'workgroup'): Launch {
+  const row = form === 'invocation';
   return {
-    kernel: { name: 'softmax', code: SOFTMAX_WGSL, storage: ['read', 'read_write'] },
+    kernel: { name: row ? 'softmax[row]' : 'softmax', code: row ? SOFTMAX_ROW_WGSL : SOFTMAX_WGSL, storage: ['read', 'read_write'] },
     uniforms: packUniforms([['u32', rows], ['u32', cols], ['u32', log ? 1 : 0], ['u32', NAN_BITS]]),
-    workgroups: rowGrid(rows),
+    workgroups: rowFormGrid(rows, form),
   };
 }
 
 /** dx from y = (log-)softmax(x) and dy; storage [y: read, dy: read, dx: read_write]. */
-export function softmaxBackwardLaunch(rows: number, cols: number, log: boolean): Launch {
+export function softmaxBackwardLaunch(rows: number, cols: number, log: boolean, form: RowForm = 'workgroup'): Launch {
+  const row = form === 'invocation';
   return {
-    kernel: { name: 'softmaxBackward', code: SOFTMAX_BACKWARD_WGSL, storage: ['read', 'read', 'read_write'] },
+    kernel: { name: row ? 'softmaxBackward[row]' : 'softmaxBackward', code: row ? SOFTMAX_BACKWARD_ROW_WGSL : SOFTMAX_BACKWARD_WGSL, storage: ['read', 'read', 'read_write'] },
     uniforms: packUniforms([['u32', rows], ['u32', cols], ['u32', log ? 1 : 0], ['u32', 0]]),
-    workgroups: rowGrid(rows),
+    workgroups: rowFormGrid(rows, form),
   };
 }

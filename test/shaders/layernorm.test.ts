@@ -4,6 +4,7 @@
 import fc from 'fast-check';
 import { afterAll, describe, it } from 'vitest';
 import { layerNormBackwardLaunches, layerNormLaunch } from '../../src/shaders/layernorm.js';
+import type { RowForm } from '../../src/shaders/rows.js';
 import { CpuBackend } from '../../src/tensor/backends/cpu/index.js';
 import { expectClose, maxAbs, nanFilled, openHarness, seededFloats } from '../helpers/kernelHarness.js';
 
@@ -11,14 +12,15 @@ const h = await openHarness('layerNorm WGSL tests');
 afterAll(() => h?.destroy());
 const cpu = new CpuBackend();
 
-interface Case { rows: number; cols: number; seed: number; offset: number }
+interface Case { rows: number; cols: number; seed: number; offset: number; form: RowForm }
 
 const caseArb: fc.Arbitrary<Case> = fc.record({
   rows: fc.oneof(fc.constant(1), fc.integer({ min: 1, max: 9 })),
   cols: fc.oneof(fc.constant(1), fc.integer({ min: 1, max: 70 }), fc.integer({ min: 64, max: 300 }), fc.constant(4099)),
   seed: fc.integer({ min: 0, max: 2 ** 31 - 1 }),
-  // A shared offset in each row tests that the two-pass variance does not cancel.
+  // A shared offset in each row tests that the Welford variance does not cancel.
   offset: fc.constantFrom(0, 3, 100),
+  form: fc.constantFrom<RowForm>('workgroup', 'invocation'),
 });
 
 async function check(c: Case): Promise<void> {
@@ -29,7 +31,7 @@ async function check(c: Case): Promise<void> {
   const dy = seededFloats(rows * cols, c.seed + 3);
   const eps = 1e-5;
 
-  const fwd = await h!.run(layerNormLaunch(rows, cols, eps), [x, gamma, beta, nanFilled(rows * cols), nanFilled(rows), nanFilled(rows)]);
+  const fwd = await h!.run(layerNormLaunch(rows, cols, eps, c.form), [x, gamma, beta, nanFilled(rows * cols), nanFilled(rows), nanFilled(rows)]);
   const ref = cpu.layerNorm(cpu.upload('f32', x), cpu.upload('f32', gamma), cpu.upload('f32', beta), rows, cols, eps);
   const what = `layerNorm ${JSON.stringify(c)}`;
   // mean: f32 sum of cols terms; rstd: relative; y = xhat * gamma + beta with |xhat| <= sqrt(cols).
@@ -41,7 +43,7 @@ async function check(c: Case): Promise<void> {
   // Backward from the CPU's saved statistics, so it is tested on its own.
   const mean = cpu.readSync(ref.mean) as Float32Array;
   const rstd = cpu.readSync(ref.rstd) as Float32Array;
-  const launches = layerNormBackwardLaunches(rows, cols);
+  const launches = layerNormBackwardLaunches(rows, cols, c.form);
   const out = await h!.runSteps(
     [
       { launch: launches.dx, bind: ['dy', 'x', 'gamma', 'mean', 'rstd', 'dx'] },
@@ -63,7 +65,12 @@ describe.skipIf(!h)('layerNorm WGSL', () => {
     await fc.assert(fc.asyncProperty(caseArb, check), { numRuns: 25 });
   });
 
-  it('70000 rows of 3 columns (rows spill into workgroup y)', async () => {
-    await check({ rows: 70000, cols: 3, seed: 5, offset: 1 });
+  it('70000 rows of 3 columns (rows spill into workgroup y), both row forms', async () => {
+    await check({ rows: 70000, cols: 3, seed: 5, offset: 1, form: 'workgroup' });
+    await check({ rows: 70000, cols: 3, seed: 5, offset: 1, form: 'invocation' });
+  });
+
+  it('a large offset (1e4) with small spread: Welford keeps the variance, both row forms', async () => {
+    for (const form of ['workgroup', 'invocation'] as const) await check({ rows: 3, cols: 257, seed: 11, offset: 1e4, form });
   });
 });

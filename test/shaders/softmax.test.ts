@@ -4,6 +4,7 @@
 import fc from 'fast-check';
 import { afterAll, describe, expect, it } from 'vitest';
 import { softmaxBackwardLaunch, softmaxLaunch } from '../../src/shaders/softmax.js';
+import type { RowForm } from '../../src/shaders/rows.js';
 import { CpuBackend } from '../../src/tensor/backends/cpu/index.js';
 import { expectClose, nanFilled, openHarness, seededFloats } from '../helpers/kernelHarness.js';
 
@@ -11,7 +12,7 @@ const h = await openHarness('softmax WGSL tests');
 afterAll(() => h?.destroy());
 const cpu = new CpuBackend();
 
-interface Case { rows: number; cols: number; log: boolean; seed: number; masked: boolean }
+interface Case { rows: number; cols: number; log: boolean; seed: number; masked: boolean; form: RowForm }
 
 const caseArb: fc.Arbitrary<Case> = fc.record({
   rows: fc.oneof(fc.constant(1), fc.integer({ min: 1, max: 9 })),
@@ -19,6 +20,7 @@ const caseArb: fc.Arbitrary<Case> = fc.record({
   log: fc.boolean(),
   seed: fc.integer({ min: 0, max: 2 ** 31 - 1 }),
   masked: fc.boolean(),
+  form: fc.constantFrom<RowForm>('workgroup', 'invocation'),
 });
 
 /** Inputs in [-10, 10); when masked, every third element is -inf and row 0 is -inf throughout. */
@@ -37,7 +39,7 @@ const forwardTol = (log: boolean) => (w: number) => (log ? 1e-6 * (1 + Math.abs(
 
 async function checkForward(c: Case): Promise<void> {
   const x = inputs(c);
-  const [, out] = await h!.run(softmaxLaunch(c.rows, c.cols, c.log), [x, nanFilled(x.length)]);
+  const [, out] = await h!.run(softmaxLaunch(c.rows, c.cols, c.log, c.form), [x, nanFilled(x.length)]);
   const want = cpu.readSync(cpu.softmax(cpu.upload('f32', x), c.rows, c.cols, c.log));
   expectClose(`softmax ${JSON.stringify(c)}`, out!, want, forwardTol(c.log));
 }
@@ -46,7 +48,7 @@ async function checkBackward(c: Case): Promise<void> {
   const x = seededFloats(c.rows * c.cols, c.seed, 5);
   const y = cpu.readSync(cpu.softmax(cpu.upload('f32', x), c.rows, c.cols, c.log)) as Float32Array;
   const dy = seededFloats(x.length, c.seed + 7);
-  const [, , dx] = await h!.run(softmaxBackwardLaunch(c.rows, c.cols, c.log), [y, dy, nanFilled(x.length)]);
+  const [, , dx] = await h!.run(softmaxBackwardLaunch(c.rows, c.cols, c.log, c.form), [y, dy, nanFilled(x.length)]);
   const want = cpu.readSync(cpu.softmaxBackward(cpu.upload('f32', y), cpu.upload('f32', dy), c.rows, c.cols, c.log));
   // The row sum of cols terms (|dy| <= 1) is rounded in f32: allow 1e-6 * (1 + sqrt(cols)).
   const tol = 1e-6 * (1 + Math.sqrt(c.cols));
@@ -64,8 +66,12 @@ describe.skipIf(!h)('softmax WGSL', () => {
 
   it('65537 rows of 3 columns (rows spill into workgroup y), each kernel once', async () => {
     // log is a uniform, not a variant: one mode per kernel covers both pipelines.
-    await checkForward({ rows: 65537, cols: 3, log: false, seed: 3, masked: false });
-    await checkBackward({ rows: 65537, cols: 3, log: true, seed: 4, masked: false });
-    expect(h!.pipelineCount()).toBe(2); // one pipeline each way, for every shape and both modes
+    const before = h!.pipelineCount();
+    for (const form of ['workgroup', 'invocation'] as const) {
+      await checkForward({ rows: 65537, cols: 3, log: false, seed: 3, masked: false, form });
+      await checkBackward({ rows: 65537, cols: 3, log: true, seed: 4, masked: false, form });
+    }
+    // At most one pipeline each way per row form, for every shape and both modes.
+    expect(h!.pipelineCount() - before).toBeLessThanOrEqual(4);
   });
 });

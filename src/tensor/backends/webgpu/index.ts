@@ -15,6 +15,7 @@ import { ATTENTION_MAX_D, attentionBackwardLaunches, attentionLaunch } from '../
 import { gatherLogProbsBackwardLaunch, gatherLogProbsLaunch } from '../../../shaders/crossentropy.js';
 import { indexAddLaunch, indexSelectLaunch } from '../../../shaders/embedding.js';
 import { layerNormBackwardLaunches, layerNormLaunch } from '../../../shaders/layernorm.js';
+import { rowFormFor, type RowForm } from '../../../shaders/rows.js';
 import { chooseMatmulVariant, MATMUL_MAX_BATCH_RANK, matmulLaunch } from '../../../shaders/matmul.js';
 import { copyLaunch } from '../../../shaders/movement.js';
 import { adamwLaunch } from '../../../shaders/optimizer.js';
@@ -55,8 +56,12 @@ export class WebGPUBackend implements Backend {
   /** Workgroup cap of the grid-stride (elementwise, copy) kernels. */
   private readonly groups: number;
 
+  /** How the row kernels (softmax, layerNorm, gatherLogProbs) map rows onto invocations. */
+  private readonly rowForm: RowForm;
+
   private constructor(private readonly rt: GpuRuntime) {
     this.groups = rt.isSoftware ? SOFTWARE_GROUPS_PER_CORE * Math.max(1, cpus().length) : HARDWARE_MAX_GROUPS;
+    this.rowForm = rowFormFor(rt.isSoftware);
   }
 
   /**
@@ -269,13 +274,13 @@ export class WebGPUBackend implements Backend {
 
   softmax(x: Storage, rows: number, cols: number, log: boolean): Storage {
     const out = this.alloc(x.dtype, rows * cols);
-    this.run(softmaxLaunch(rows, cols, log), [x, out], rows * cols);
+    this.run(softmaxLaunch(rows, cols, log, this.rowForm), [x, out], rows * cols);
     return out;
   }
 
   softmaxBackward(y: Storage, dy: Storage, rows: number, cols: number, log: boolean): Storage {
     const dx = this.alloc(y.dtype, rows * cols);
-    this.run(softmaxBackwardLaunch(rows, cols, log), [y, dy, dx], rows * cols);
+    this.run(softmaxBackwardLaunch(rows, cols, log, this.rowForm), [y, dy, dx], rows * cols);
     return dx;
   }
 
@@ -283,7 +288,7 @@ export class WebGPUBackend implements Backend {
     const y = this.alloc(x.dtype, rows * cols);
     const mean = this.alloc(x.dtype, rows);
     const rstd = this.alloc(x.dtype, rows);
-    this.run(layerNormLaunch(rows, cols, eps), [x, gamma, beta, y, mean, rstd], rows * cols);
+    this.run(layerNormLaunch(rows, cols, eps, this.rowForm), [x, gamma, beta, y, mean, rstd], rows * cols);
     return { y, mean, rstd };
   }
 
@@ -297,7 +302,7 @@ export class WebGPUBackend implements Backend {
       this.fill(dbeta, 0);
       return { dx, dgamma, dbeta };
     }
-    const l = layerNormBackwardLaunches(rows, cols);
+    const l = layerNormBackwardLaunches(rows, cols, this.rowForm);
     this.run(l.dx, [dy, x, gamma, mean, rstd, dx], rows * cols);
     this.run(l.params, [dy, x, mean, rstd, dgamma, dbeta], rows * cols);
     return { dx, dgamma, dbeta };
@@ -306,13 +311,13 @@ export class WebGPUBackend implements Backend {
   gatherLogProbs(logits: Storage, targets: Storage, rows: number, cols: number) {
     const logp = this.alloc(logits.dtype, rows);
     const lse = this.alloc(logits.dtype, rows);
-    this.run(gatherLogProbsLaunch(rows, cols), [logits, targets, logp, lse], rows);
+    this.run(gatherLogProbsLaunch(rows, cols, this.rowForm), [logits, targets, logp, lse], rows);
     return { logp, lse };
   }
 
   gatherLogProbsBackward(dlogp: Storage, logits: Storage, lse: Storage, targets: Storage, rows: number, cols: number): Storage {
     const out = this.alloc(logits.dtype, rows * cols);
-    this.run(gatherLogProbsBackwardLaunch(rows, cols), [dlogp, logits, lse, targets, out], rows * cols);
+    this.run(gatherLogProbsBackwardLaunch(rows, cols, this.groups), [dlogp, logits, lse, targets, out], rows * cols);
     return out;
   }
 
