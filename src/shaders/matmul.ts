@@ -1,30 +1,121 @@
 // Batched matrix multiply out[b] = op(a[b]) · op(b[b]) as WGSL builders, in two families: register
 // blocking without workgroup memory (fastest on lavapipe, see DESIGN.md) and shared-memory tiling
 // (the classic form for real GPUs). Sizes, transposes and batch strides are uniforms, so each
-// variant compiles once and serves every shape.
+// (variant, layout, precision) compiles once and serves every shape.
+//
+// Layout specialization: where an operand is contiguous along a dimension divisible by 4 (and its
+// batch strides are multiples of 4), the register variants bind it as array<vec4> and read four
+// elements per load: a along k (a·b, 4 k-steps per load) or along m (transA), b along n (a·b) or
+// along k (transB). Such operands use compile-time strides; the others keep the uniform strides.
+// matmulLayout() derives the layout from the params, so it is not a choice: a variant and a
+// layout together name one pipeline (at most 3 × 3 × 2 layouts per variant, each compiled on use).
 //
 // Dispatch geometry: x = column tiles, y = row tiles × batch folds, z = batch (folded into y past 65535).
 
 import type { MatmulParams } from '../tensor/backend.js';
-import { MAX_WORKGROUPS_PER_DIM, packUniforms, type Launch, type UniformField } from './kernel.js';
+import { gridStride, gridStrideLoopWGSL, MAX_WORKGROUPS_PER_DIM, packUniforms, type Launch, type UniformField } from './kernel.js';
 
-/** Register-blocked variants compute a TM×TN block per invocation; tiled64 shares 64×64 tiles. */
-export const MATMUL_VARIANTS = ['register4x4', 'register4x8', 'tiled64'] as const;
+/**
+ * Register-blocked variants compute a TM×TN block per invocation from storage (no workgroup
+ * memory) on an 8×8 workgroup: 'registerTMxTN' loads every operand value it uses;
+ * 'subgroupTMxTN' lets the 8 lanes that share a block row load one row of a each and pass the
+ * values around with subgroupShuffle (needs the `subgroups` feature; 'w16' = an 8×16 workgroup).
+ * tiled64 shares 64×64 tiles through workgroup memory.
+ */
+export const MATMUL_VARIANTS = ['register4x4', 'register4x8', 'register8x4', 'subgroup8x4', 'subgroup8x8', 'subgroup8x4w16', 'tiled64'] as const;
 export type MatmulVariant = (typeof MATMUL_VARIANTS)[number];
+
+/** Variants that need a device feature beyond core WebGPU. */
+export const MATMUL_VARIANT_FEATURE: Partial<Record<MatmulVariant, GPUFeatureName>> = { subgroup8x4: 'subgroups', subgroup8x8: 'subgroups', subgroup8x4w16: 'subgroups' };
+
+/**
+ * Operand precision: 'f32', or 'f16' (operands stored as f16, read and widened to f32, products
+ * accumulated and stored in f32; the kernel then needs the `shader-f16` feature).
+ */
+export type MatmulOperandType = 'f32' | 'f16';
 
 /** Batch dims the shader decomposes; more must be merged by the caller. */
 export const MATMUL_MAX_BATCH_RANK = 4;
 
 /**
- * Default variant. Measured on lavapipe (2 cores, square n = 512 / 1024, GFLOP/s): register4x8
- * 4.6 / 8.3, register4x4 3.4 / 3.6, tiled64 1.5 / 2.5: workgroup barriers are expensive on a CPU
- * driver. On hardware the shared-memory tile is the usual winner once the output fills it (not
- * yet measured here).
+ * How each operand is read: 'strided' uses the uniform strides (any transpose, any size);
+ * vec4 forms need the contiguous dimension (and batch strides) divisible by 4.
  */
-export function chooseMatmulVariant(p: MatmulParams, adapterIsSoftware: boolean): MatmulVariant {
-  if (adapterIsSoftware) return p.n >= 8 ? 'register4x8' : 'register4x4';
+export interface MatmulLayout {
+  /** vecK: a is [m, k] with k % 4 == 0; vecM: a is stored [k, m] (transA) with m % 4 == 0. */
+  a: 'strided' | 'vecK' | 'vecM';
+  /** vecN: b is [k, n] with n % 4 == 0; vecK: b is stored [n, k] (transB) with k % 4 == 0. */
+  b: 'strided' | 'vecN' | 'vecK';
+  /** out rows are stored as vec4 (n % 4 == 0). */
+  out: boolean;
+}
+
+const div4 = (xs: readonly number[]) => xs.every((x) => x % 4 === 0);
+
+/** The layout a register variant uses for p (tiled64 always reads scalars). */
+export function matmulLayout(p: MatmulParams, variant: MatmulVariant): MatmulLayout {
+  if (variant === 'tiled64') return { a: 'strided', b: 'strided', out: false };
+  const aOk = div4(p.aBatchStrides);
+  const bOk = div4(p.bBatchStrides);
+  let a: MatmulLayout['a'] = 'strided';
+  if (aOk && !p.transA && p.k % 4 === 0 && p.k > 0) a = 'vecK';
+  // The subgroup variant shuffles a's per-row values; a vec4 over rows needs no sharing.
+  else if (aOk && p.transA && p.m % 4 === 0 && !variant.startsWith('subgroup')) a = 'vecM';
+  let b: MatmulLayout['b'] = 'strided';
+  if (bOk && !p.transB && p.n % 4 === 0) b = 'vecN';
+  else if (bOk && p.transB && p.k % 4 === 0 && p.k > 0) b = 'vecK';
+  return { a, b, out: p.n % 4 === 0 };
+}
+
+/** A compact name of a layout for kernel names and tuning keys, e.g. 'aK.bN.o4'. */
+export function layoutName(l: MatmulLayout): string {
+  const a = l.a === 'strided' ? 'aS' : l.a === 'vecK' ? 'aK' : 'aM';
+  const b = l.b === 'strided' ? 'bS' : l.b === 'vecN' ? 'bN' : 'bK';
+  return `${a}.${b}.${l.out ? 'o4' : 'o1'}`;
+}
+
+/**
+ * Default variant: the static rule, deterministic (the autotuner in
+ * backends/webgpu/matmulTuner.ts may pick another). Measured on lavapipe (2 cores, best of 3
+ * interleaved, GFLOP/s; the machine was shared, so only same-row ratios mean much):
+ *
+ *   shape (m×n×k)        register4x4  register4x8  register8x4  subgroup8x4  subgroup8x8
+ *   1024³                      3.8          3.4          4.0          7.2          8.3
+ *   1024×4096×128 transB       9.3         10.8         10.2         18.8            -
+ *   128×4096×1024 transA       9.9          8.4          9.0         18.3          6.1
+ *   1024×512×128               5.6          5.6          5.6         12.2            -
+ *
+ * so subgroup8x4 (the best all-rounder) where the device has subgroups, else register4x8. On
+ * hardware the shared-memory tile is the usual winner once the output fills it (not yet measured).
+ */
+export function chooseMatmulVariant(p: MatmulParams, adapterIsSoftware: boolean, hasSubgroups = false): MatmulVariant {
+  if (adapterIsSoftware) return hasSubgroups ? 'subgroup8x4' : p.n >= 8 ? 'register4x8' : 'register4x4';
   return p.m >= 32 && p.n >= 32 ? 'tiled64' : 'register4x4';
 }
+
+/** The variants worth timing on an adapter with the given features (the tuner's candidates). */
+export function matmulCandidates(adapterIsSoftware: boolean, features: ReadonlySet<string>): MatmulVariant[] {
+  const base: MatmulVariant[] = adapterIsSoftware ? ['register4x4', 'register4x8', 'register8x4'] : ['tiled64', 'register4x4', 'register8x4'];
+  const sub: MatmulVariant[] = features.has('subgroups') ? ['subgroup8x4', 'subgroup8x8', 'subgroup8x4w16'] : [];
+  return [...base, ...sub];
+}
+
+interface Spec {
+  tm: number;
+  tn: number;
+  wgX: number;
+  wgY: number;
+  subgroup: boolean;
+}
+
+const SPECS: Record<Exclude<MatmulVariant, 'tiled64'>, Spec> = {
+  register4x4: { tm: 4, tn: 4, wgX: 8, wgY: 8, subgroup: false },
+  register4x8: { tm: 4, tn: 8, wgX: 8, wgY: 8, subgroup: false },
+  register8x4: { tm: 8, tn: 4, wgX: 8, wgY: 8, subgroup: false },
+  subgroup8x4: { tm: 8, tn: 4, wgX: 8, wgY: 8, subgroup: true },
+  subgroup8x8: { tm: 8, tn: 8, wgX: 8, wgY: 8, subgroup: true },
+  subgroup8x4w16: { tm: 8, tn: 4, wgX: 8, wgY: 16, subgroup: true },
+};
 
 interface Geometry {
   /** Output rows and columns covered by one workgroup. */
@@ -32,11 +123,11 @@ interface Geometry {
   colsPerGroup: number;
 }
 
-const GEOMETRY: Record<MatmulVariant, Geometry> = {
-  register4x4: { rowsPerGroup: 32, colsPerGroup: 32 },
-  register4x8: { rowsPerGroup: 32, colsPerGroup: 64 },
-  tiled64: { rowsPerGroup: 64, colsPerGroup: 64 },
-};
+function geometry(variant: MatmulVariant): Geometry {
+  if (variant === 'tiled64') return { rowsPerGroup: 64, colsPerGroup: 64 };
+  const s = SPECS[variant];
+  return { rowsPerGroup: s.tm * s.wgY, colsPerGroup: s.tn * s.wgX };
+}
 
 const UNIFORMS_WGSL = /* wgsl */ `
 // Element (i, k) of a is a[aBase + i * aRow + k * aCol]; (k, j) of b is b[bBase + k * bRow + j * bCol].
@@ -50,9 +141,6 @@ struct Uniforms {
 }
 
 @group(0) @binding(0) var<uniform> u: Uniforms;
-@group(0) @binding(1) var<storage, read> a: array<f32>;
-@group(0) @binding(2) var<storage, read> b: array<f32>;
-@group(0) @binding(3) var<storage, read_write> out: array<f32>;
 
 // Start of batch element 'batch' in a (x) and b (y): the flat index decomposed over the batch
 // shape (dim 3 innermost), each coordinate times that dim's stride (0 where broadcast).
@@ -69,58 +157,151 @@ fn batchOffsets(batch: u32) -> vec2<u32> {
 }
 `;
 
+const SCALAR_BINDINGS_WGSL = /* wgsl */ `
+@group(0) @binding(1) var<storage, read> a: array<f32>;
+@group(0) @binding(2) var<storage, read> b: array<f32>;
+@group(0) @binding(3) var<storage, read_write> out: array<f32>;
+`;
+
 const lanes = ['x', 'y', 'z', 'w'];
 
-/** TM×TN outputs per invocation, operands read straight from storage: no barriers at all. */
-function registerBlockedWGSL(tm: number, tn: number): string {
+/**
+ * TM×TN outputs per invocation, operands read straight from storage: no barriers at all. Row and
+ * column indices past the edge are clamped for the loads (always in bounds, no branches in the k
+ * loop) and skipped at the store.
+ */
+function registerBlockedWGSL(s: Spec, L: MatmulLayout, t: MatmulOperandType): string {
+  const { tm, tn, wgX, wgY, subgroup } = s;
   const vecs = tn / 4;
-  const lines: string[] = [];
+  const S = t; // storage scalar type of the operands
+  const wide = (x: string, vec: boolean) => (t === 'f32' ? x : vec ? `vec4<f32>(${x})` : `f32(${x})`);
+  const kVec = L.a === 'vecK' || L.b === 'vecK';
+  const R = (i: number) => `${i}u`;
+  const pre: string[] = []; // before the k loop
+  const k4Loads: string[] = []; // once per 4 k-steps (vecK operands)
   const acc = (i: number, v: number) => `acc${i}_${v}`;
-  for (let i = 0; i < tm; i++) for (let v = 0; v < vecs; v++) lines.push(`  var ${acc(i, v)} = vec4<f32>(0.0);`);
-  const body: string[] = [];
-  for (let v = 0; v < vecs; v++) {
-    const cols = [0, 1, 2, 3].map((j) => `b[cb${v}.${lanes[j]} + kb]`).join(', ');
-    body.push(`    let b${v} = vec4<f32>(${cols});`);
+  for (let i = 0; i < tm; i++) for (let v = 0; v < vecs; v++) pre.push(`  var ${acc(i, v)} = vec4<f32>(0.0);`);
+
+  // ---- a: per-step scalar a_i (row i) ----
+  const aStep: string[] = []; // loads for one k-step (non-vecK forms), then the a_i names
+  let aVal: (i: number, kk: number) => string;
+  if (subgroup) {
+    // This lane loads row row0 + lid.x; row i comes from the lane of this row group with lid.x = i.
+    pre.push(`  let myRow = min(row0 + lid.x, u.M - 1u);`);
+    pre.push(`  let lane0 = sid - lid.x;`);
+    if (L.a === 'vecK') {
+      pre.push(`  let raMine = (offs.x + myRow * u.K) / 4u;`);
+      k4Loads.push(`    let avMine = ${wide(`a[raMine + k4]`, true)};`);
+      for (let i = 0; i < tm; i++) k4Loads.push(`    let av${i} = subgroupShuffle(avMine, lane0 + ${R(i)});`);
+      aVal = (i, kk) => `av${i}.${lanes[kk]}`;
+    } else {
+      pre.push(`  let raMine = offs.x + myRow * u.aRow;`, '  var ka = 0u;');
+      aStep.push(`    let aMine = ${wide(`a[raMine + ka]`, false)};`);
+      for (let i = 0; i < tm; i++) aStep.push(`    let a${i} = subgroupShuffle(aMine, lane0 + ${R(i)});`);
+      aStep.push('    ka = ka + u.aCol;');
+      aVal = (i) => `a${i}`;
+    }
+  } else if (L.a === 'vecK') {
+    for (let i = 0; i < tm; i++) pre.push(`  let ra${i} = (offs.x + min(row0 + ${R(i)}, u.M - 1u) * u.K) / 4u;`);
+    for (let i = 0; i < tm; i++) k4Loads.push(`    let av${i} = ${wide(`a[ra${i} + k4]`, true)};`);
+    aVal = (i, kk) => `av${i}.${lanes[kk]}`;
+  } else if (L.a === 'vecM') {
+    for (let g = 0; g < tm / 4; g++) pre.push(`  let rq${g} = min(row0 / 4u + ${R(g)}, u.M / 4u - 1u);`);
+    pre.push('  var ka = offs.x / 4u;', '  let aStride = u.M / 4u;');
+    for (let g = 0; g < tm / 4; g++) aStep.push(`    let aq${g} = ${wide(`a[ka + rq${g}]`, true)};`);
+    aStep.push('    ka = ka + aStride;');
+    aVal = (i) => `aq${Math.floor(i / 4)}.${lanes[i % 4]}`;
+  } else {
+    for (let i = 0; i < tm; i++) pre.push(`  let ra${i} = offs.x + min(row0 + ${R(i)}, u.M - 1u) * u.aRow;`);
+    pre.push('  var ka = 0u;');
+    for (let i = 0; i < tm; i++) aStep.push(`    let a${i} = ${wide(`a[ra${i} + ka]`, false)};`);
+    aStep.push('    ka = ka + u.aCol;');
+    aVal = (i) => `a${i}`;
   }
-  for (let i = 0; i < tm; i++) {
-    body.push(`    let a${i} = a[ra.${lanes[i]} + ka];`);
-    for (let v = 0; v < vecs; v++) body.push(`    ${acc(i, v)} = fma(vec4<f32>(a${i}), b${v}, ${acc(i, v)});`);
+
+  // ---- b: per-step vec4 of columns bvec_v ----
+  const bStep: string[] = [];
+  let bVal: (v: number, kk: number) => string;
+  if (L.b === 'vecK') {
+    for (let j = 0; j < tn; j++) pre.push(`  let cb${j} = (offs.y + min(col0 + ${R(j)}, u.N - 1u) * u.K) / 4u;`);
+    for (let j = 0; j < tn; j++) k4Loads.push(`    let bv${j} = ${wide(`b[cb${j} + k4]`, true)};`);
+    bVal = (v, kk) => `vec4<f32>(${[0, 1, 2, 3].map((j) => `bv${4 * v + j}.${lanes[kk]}`).join(', ')})`;
+  } else if (L.b === 'vecN') {
+    for (let v = 0; v < vecs; v++) pre.push(`  let cq${v} = min(col0 / 4u + ${R(v)}, u.N / 4u - 1u);`);
+    pre.push('  var kb = offs.y / 4u;', '  let bStride = u.N / 4u;');
+    for (let v = 0; v < vecs; v++) bStep.push(`    let b${v} = ${wide(`b[kb + cq${v}]`, true)};`);
+    bStep.push('    kb = kb + bStride;');
+    bVal = (v) => `b${v}`;
+  } else {
+    for (let v = 0; v < vecs; v++) {
+      pre.push(`  let cb${v} = offs.y + min(vec4<u32>(col0 + ${R(v * 4)}) + vec4<u32>(0u, 1u, 2u, 3u), vec4<u32>(u.N - 1u)) * u.bCol;`);
+    }
+    pre.push('  var kb = 0u;');
+    for (let v = 0; v < vecs; v++) {
+      bStep.push(`    let b${v} = vec4<f32>(${[0, 1, 2, 3].map((j) => wide(`b[cb${v}.${lanes[j]} + kb]`, false)).join(', ')});`);
+    }
+    bStep.push('    kb = kb + u.bRow;');
+    bVal = (v) => `b${v}`;
   }
-  const colBases: string[] = [];
-  for (let v = 0; v < vecs; v++) {
-    colBases.push(`  let cb${v} = offs.y + min(vec4<u32>(col0 + ${v * 4}u) + vec4<u32>(0u, 1u, 2u, 3u), vec4<u32>(u.N - 1u)) * u.bCol;`);
+
+  const step = (kk: number): string[] => {
+    const out = ['    {', ...aStep.map((l) => `  ${l}`), ...bStep.map((l) => `  ${l}`)];
+    for (let v = 0; v < vecs; v++) {
+      if (L.b === 'vecK') out.push(`      let bw${v} = ${bVal(v, kk)};`);
+    }
+    for (let i = 0; i < tm; i++) {
+      for (let v = 0; v < vecs; v++) {
+        const bv = L.b === 'vecK' ? `bw${v}` : bVal(v, kk);
+        out.push(`      ${acc(i, v)} = fma(vec4<f32>(${aVal(i, kk)}), ${bv}, ${acc(i, v)});`);
+      }
+    }
+    out.push('    }');
+    return out;
+  };
+
+  let loop: string;
+  if (kVec) {
+    loop = `  for (var k4 = 0u; k4 < u.K / 4u; k4 = k4 + 1u) {\n${k4Loads.join('\n')}\n${[0, 1, 2, 3].flatMap(step).join('\n')}\n  }`;
+  } else {
+    // Unrolled by 4, then the remainder.
+    loop = `  var k = 0u;\n  for (; k + 4u <= u.K; k = k + 4u) {\n${[0, 1, 2, 3].flatMap(step).join('\n')}\n  }\n` +
+      `  for (; k < u.K; k = k + 1u) {\n${step(0).join('\n')}\n  }`;
   }
+
   const stores: string[] = [];
   for (let i = 0; i < tm; i++) {
-    stores.push(`  if (row0 + ${i}u < u.M) {`);
-    stores.push(`    let o = outBase + (row0 + ${i}u) * u.N;`);
-    for (let j = 0; j < tn; j++) {
-      stores.push(`    if (col0 + ${j}u < u.N) { out[o + col0 + ${j}u] = ${acc(i, Math.floor(j / 4))}.${lanes[j % 4]}; }`);
+    stores.push(`  if (row0 + ${R(i)} < u.M) {`);
+    if (L.out) {
+      stores.push(`    let o = (outBase + (row0 + ${R(i)}) * u.N + col0) / 4u;`);
+      for (let v = 0; v < vecs; v++) stores.push(`    if (col0 + ${R(4 * v)} < u.N) { out[o + ${R(v)}] = ${acc(i, v)}; }`);
+    } else {
+      stores.push(`    let o = outBase + (row0 + ${R(i)}) * u.N;`);
+      for (let j = 0; j < tn; j++) stores.push(`    if (col0 + ${R(j)} < u.N) { out[o + col0 + ${R(j)}] = ${acc(i, Math.floor(j / 4))}.${lanes[j % 4]}; }`);
     }
     stores.push('  }');
   }
-  return /* wgsl */ `${UNIFORMS_WGSL}
-// Each invocation of an 8x8 workgroup computes a ${tm}x${tn} block of the output. Row and column
-// indices past the edge are clamped for the loads (always in bounds, no branches in the k loop)
-// and skipped at the store.
-@compute @workgroup_size(8, 8)
+  const elem = (vec: boolean) => (vec ? `vec4<${S}>` : S);
+  const enables = [t === 'f16' ? 'enable f16;' : '', subgroup ? 'enable subgroups;\ndiagnostic(off, subgroup_uniformity);' : ''].filter(Boolean).join('\n');
+  // The subgroup variant keeps every lane of a row group alive until the end (lanes past the last
+  // column still load rows for their neighbours), so only the batch check returns early.
+  const exit = subgroup ? 'batch >= u.batch' : 'batch >= u.batch || row0 >= u.M || col0 >= u.N';
+  return /* wgsl */ `${enables}
+${UNIFORMS_WGSL}
+@group(0) @binding(1) var<storage, read> a: array<${elem(L.a !== 'strided')}>;
+@group(0) @binding(2) var<storage, read> b: array<${elem(L.b !== 'strided')}>;
+@group(0) @binding(3) var<storage, read_write> out: array<${L.out ? 'vec4<f32>' : 'f32'}>;
+
+// Each invocation of a ${wgX}x${wgY} workgroup computes a ${tm}x${tn} block of the output (layout ${layoutName(L)}, ${t} operands).
+@compute @workgroup_size(${wgX}, ${wgY})
 fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_id) lid: vec3<u32>,
-        @builtin(num_workgroups) nwg: vec3<u32>) {
+        @builtin(num_workgroups) nwg: vec3<u32>${subgroup ? ', @builtin(subgroup_invocation_id) sid: u32' : ''}) {
   let batch = (wid.y / u.rowGroups) * nwg.z + wid.z;
-  let row0 = ((wid.y % u.rowGroups) * 8u + lid.y) * ${tm}u;
-  let col0 = (wid.x * 8u + lid.x) * ${tn}u;
-  if (batch >= u.batch || row0 >= u.M || col0 >= u.N) { return; }
+  let row0 = ((wid.y % u.rowGroups) * ${R(wgY)} + lid.y) * ${R(tm)};
+  let col0 = (wid.x * ${R(wgX)} + lid.x) * ${R(tn)};
+  if (${exit}) { return; }
   let offs = batchOffsets(batch);
-  let ra = offs.x + min(vec4<u32>(row0) + vec4<u32>(0u, 1u, 2u, 3u), vec4<u32>(u.M - 1u)) * u.aRow;
-${colBases.join('\n')}
-${lines.join('\n')}
-  var ka = 0u;
-  var kb = 0u;
-  for (var k = 0u; k < u.K; k = k + 1u) {
-${body.join('\n')}
-    ka = ka + u.aCol;
-    kb = kb + u.bRow;
-  }
+${pre.join('\n')}
+${loop}
   let outBase = batch * u.M * u.N;
 ${stores.join('\n')}
 }
@@ -132,7 +313,7 @@ ${stores.join('\n')}
  * (strided so neighbouring invocations read neighbouring shared words), k in steps of 16.
  */
 function tiledWGSL(): string {
-  return /* wgsl */ `${UNIFORMS_WGSL}
+  return /* wgsl */ `${UNIFORMS_WGSL}${SCALAR_BINDINGS_WGSL}
 const TILE = 64u;
 const TK = 16u;
 var<workgroup> aTile: array<f32, 1024>; // [TK][TILE]: aTile[kk * 64 + i] = a(row i of the tile, k)
@@ -187,19 +368,34 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_id) lid
 `;
 }
 
-const sources = new Map<MatmulVariant, string>();
+const sources = new Map<string, string>();
 
-function sourceFor(variant: MatmulVariant): string {
-  let code = sources.get(variant);
+/** The WGSL of one (variant, layout, operand type); cached, so each compiles into one pipeline. */
+export function matmulSource(variant: MatmulVariant, layout: MatmulLayout, type: MatmulOperandType = 'f32'): string {
+  const key = `${variant}/${layoutName(layout)}/${type}`;
+  let code = sources.get(key);
   if (code === undefined) {
-    code = variant === 'register4x4' ? registerBlockedWGSL(4, 4) : variant === 'register4x8' ? registerBlockedWGSL(4, 8) : tiledWGSL();
-    sources.set(variant, code);
+    if (variant === 'tiled64') {
+      if (type !== 'f32') throw new Error('matmul: tiled64 has no f16 form');
+      code = tiledWGSL();
+    } else {
+      code = registerBlockedWGSL(SPECS[variant], layout, type);
+    }
+    sources.set(key, code);
   }
   return code;
 }
 
-/** Launch for out [batch..., m, n] = op(a) · op(b); storage [a: read, b: read, out: read_write]. */
-export function matmulLaunch(p: MatmulParams, variant: MatmulVariant = chooseMatmulVariant(p, true)): Launch {
+/** Variants that can run f16 operands (the register family). */
+export function supportsOperandType(variant: MatmulVariant, type: MatmulOperandType): boolean {
+  return type === 'f32' || variant !== 'tiled64';
+}
+
+/**
+ * Launch for out [batch..., m, n] = op(a) · op(b); storage [a: read, b: read, out: read_write].
+ * With type 'f16', a and b hold f16 values (two per 32-bit word, element offsets as for f32).
+ */
+export function matmulLaunch(p: MatmulParams, variant: MatmulVariant = chooseMatmulVariant(p, true), type: MatmulOperandType = 'f32'): Launch {
   const { m, n, k, batchShape } = p;
   const rank = batchShape.length;
   if (rank > MATMUL_MAX_BATCH_RANK || p.aBatchStrides.length !== rank || p.bBatchStrides.length !== rank) {
@@ -210,7 +406,7 @@ export function matmulLaunch(p: MatmulParams, variant: MatmulVariant = chooseMat
   const aBatch = pad(p.aBatchStrides, 0);
   const bBatch = pad(p.bBatchStrides, 0);
   const batch = batchShape.reduce((s, d) => s * d, 1);
-  const g = GEOMETRY[variant];
+  const g = geometry(variant);
   const colGroups = Math.max(1, Math.ceil(n / g.colsPerGroup));
   const rowGroups = Math.max(1, Math.ceil(m / g.rowsPerGroup));
   // Past 65535 batch elements, fold them into y: y = rowGroups × folds, z = ceil(batch / folds).
@@ -230,9 +426,42 @@ export function matmulLaunch(p: MatmulParams, variant: MatmulVariant = chooseMat
   ];
   // Empty outputs still dispatch one harmless workgroup: every invocation exits at the bounds check.
   const empty = m === 0 || n === 0 || batch === 0;
+  const layout = matmulLayout(p, variant);
+  const suffix = variant === 'tiled64' ? '' : ` ${layoutName(layout)}`;
   return {
-    kernel: { name: `matmul[${variant}]`, code: sourceFor(variant), storage: ['read', 'read', 'read_write'] },
+    kernel: { name: `matmul[${variant}${suffix}${type === 'f16' ? ' f16' : ''}]`, code: matmulSource(variant, layout, type), storage: ['read', 'read', 'read_write'] },
     uniforms: packUniforms(empty ? fields.map(([t], i) => [t, i < 4 ? 0 : 1] as UniformField) : fields),
     workgroups: [colGroups, y, z],
+  };
+}
+
+/**
+ * Packs n f32 values into f16 pairs (pack2x16float, core WGSL: no feature needed to write them)
+ * for the f16-operand matmul: storage [x: read f32, out: read_write u32 with ceil(n / 2) words].
+ */
+export function packF16Launch(n: number, maxGroups: number): Launch {
+  const pairs = Math.ceil(n / 2);
+  return {
+    kernel: {
+      name: 'matmul[packF16]',
+      code: /* wgsl */ `
+struct Uniforms { n: u32, pairs: u32, pad0: u32, pad1: u32 }
+@group(0) @binding(0) var<uniform> u: Uniforms;
+@group(0) @binding(1) var<storage, read> x: array<f32>;
+@group(0) @binding(2) var<storage, read_write> out: array<u32>;
+@compute @workgroup_size(64)
+fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) lid: u32, @builtin(num_workgroups) nwg: vec3<u32>) {
+  ${gridStrideLoopWGSL(64, 'u.pairs')} {
+    let j = 2u * i;
+    var hi = 0.0;
+    if (j + 1u < u.n) { hi = x[j + 1u]; }
+    out[i] = pack2x16float(vec2<f32>(x[j], hi));
+  }
+}
+`,
+      storage: ['read', 'read_write'],
+    },
+    uniforms: packUniforms([['u32', n], ['u32', pairs], ['u32', 0], ['u32', 0]]),
+    workgroups: gridStride(pairs, 64, maxGroups),
   };
 }

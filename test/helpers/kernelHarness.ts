@@ -35,7 +35,9 @@ export interface KernelHarness {
 export async function openHarness(suite: string): Promise<KernelHarness | undefined> {
   const adapter = await adapterOrSkip(suite);
   if (!adapter) return undefined;
-  const device = await adapter.requestDevice();
+  // Optional features the kernels have variants for (f16 operands, subgroup operations).
+  const wanted: GPUFeatureName[] = ['shader-f16', 'subgroups'];
+  const device = await adapter.requestDevice({ requiredFeatures: wanted.filter((f) => adapter.features.has(f)) });
   return makeHarness(device);
 }
 

@@ -1,9 +1,14 @@
-// Every matmul variant agrees with the CPU backend over random batched, broadcast and transposed
-// shapes, including sizes that are not multiples of any tile and a batch past 65535 workgroups.
+// Every matmul variant the static rule or the tuner can pick agrees with the CPU backend over
+// random batched, broadcast and transposed shapes (odd sizes, 1, non-multiples of 4, so every
+// operand layout, vec4 or strided, comes up), including a batch past 65535 workgroups; and so do
+// the f16-operand forms, against the CPU on the same operands rounded to f16.
 
 import fc from 'fast-check';
 import { afterAll, describe, expect, it } from 'vitest';
-import { chooseMatmulVariant, MATMUL_VARIANTS, matmulLaunch, type MatmulVariant } from '../../src/shaders/matmul.js';
+import {
+  chooseMatmulVariant, layoutName, MATMUL_VARIANT_FEATURE, MATMUL_VARIANTS, matmulCandidates, matmulLaunch, matmulLayout,
+  packF16Launch, supportsOperandType, type MatmulOperandType, type MatmulVariant,
+} from '../../src/shaders/matmul.js';
 import type { MatmulParams } from '../../src/tensor/backend.js';
 import { CpuBackend } from '../../src/tensor/backends/cpu/index.js';
 import { expectClose, maxAbs, nanFilled, openHarness, seededFloats } from '../helpers/kernelHarness.js';
@@ -34,61 +39,167 @@ function contiguous(shape: number[]): number[] {
   return s;
 }
 
-async function check(c: Case, variant: MatmulVariant): Promise<void> {
+/** f32 → nearest f16 bits (ties to even), as WGSL's pack2x16float rounds on lavapipe and hardware. */
+function toHalfBits(x: number): number {
+  const f = new Float32Array([x]);
+  const u = new Uint32Array(f.buffer)[0]!;
+  const sign = (u >>> 16) & 0x8000;
+  const exp = (u >>> 23) & 0xff;
+  let mant = u & 0x7fffff;
+  if (exp === 0xff) return sign | 0x7c00 | (mant ? 0x200 : 0);
+  let e = exp - 127 + 15;
+  if (e >= 31) return sign | 0x7c00;
+  if (e <= 0) {
+    if (e < -10) return sign;
+    mant |= 0x800000;
+    const shift = 14 - e;
+    let half = mant >>> shift;
+    const rem = mant & ((1 << shift) - 1);
+    const mid = 1 << (shift - 1);
+    if (rem > mid || (rem === mid && (half & 1))) half++;
+    return sign | half;
+  }
+  let half = (e << 10) | (mant >>> 13);
+  const rem = mant & 0x1fff;
+  if (rem > 0x1000 || (rem === 0x1000 && (half & 1))) half++;
+  return sign | half;
+}
+
+function halfToFloat(h16: number): number {
+  const s = h16 & 0x8000 ? -1 : 1;
+  const e = (h16 >>> 10) & 0x1f;
+  const m = h16 & 0x3ff;
+  if (e === 0) return s * m * 2 ** -24;
+  if (e === 31) return m ? Number.NaN : s * Infinity;
+  return s * (1 + m / 1024) * 2 ** (e - 15);
+}
+
+/** Values rounded to f16, and the same packed two per word as the f16 kernels read them. */
+function toHalf(xs: Float32Array): { rounded: Float32Array; packed: Uint32Array } {
+  const rounded = new Float32Array(xs.length);
+  const packed = new Uint32Array(Math.max(4, Math.ceil(xs.length / 2)));
+  for (let i = 0; i < xs.length; i++) {
+    const bits = toHalfBits(xs[i]!);
+    rounded[i] = halfToFloat(bits);
+    packed[i >> 1]! |= bits << ((i & 1) * 16);
+  }
+  return { rounded, packed };
+}
+
+function paramsOf(c: Case): { p: MatmulParams; aCount: number; bCount: number; batch: number } {
   const { m, n, k } = c;
   // Each operand stores its own batch shape (1 where broadcast); its batch strides are 0 there.
   const aShape = c.batch.map((d, i) => (c.aBroadcast[i] ? 1 : d));
   const bShape = c.batch.map((d, i) => (c.bBroadcast[i] ? 1 : d));
   const aStrides = contiguous(aShape).map((s, i) => (aShape[i] === 1 ? 0 : s * m * k));
   const bStrides = contiguous(bShape).map((s, i) => (bShape[i] === 1 ? 0 : s * k * n));
-  const aCount = aShape.reduce((x, y) => x * y, 1);
-  const bCount = bShape.reduce((x, y) => x * y, 1);
-  const batch = c.batch.reduce((x, y) => x * y, 1);
-  const a = seededFloats(aCount * m * k, c.seed);
-  const b = seededFloats(bCount * k * n, c.seed + 1, 2);
   const p: MatmulParams = { batchShape: c.batch, aBatchStrides: aStrides, bBatchStrides: bStrides, m, n, k, transA: c.transA, transB: c.transB };
-  const [, , out] = await h!.run(matmulLaunch(p, variant), [a, b, nanFilled(batch * m * n)]);
+  return { p, aCount: aShape.reduce((x, y) => x * y, 1), bCount: bShape.reduce((x, y) => x * y, 1), batch: c.batch.reduce((x, y) => x * y, 1) };
+}
+
+async function check(c: Case, variant: MatmulVariant, type: MatmulOperandType = 'f32'): Promise<void> {
+  const { m, n, k } = c;
+  const { p, aCount, bCount, batch } = paramsOf(c);
+  let a = seededFloats(aCount * m * k, c.seed);
+  let b = seededFloats(bCount * k * n, c.seed + 1, 2);
+  let inputs: [Float32Array | Uint32Array, Float32Array | Uint32Array] = [a, b];
+  if (type === 'f16') {
+    const ha = toHalf(a);
+    const hb = toHalf(b);
+    a = ha.rounded;
+    b = hb.rounded;
+    inputs = [ha.packed, hb.packed];
+  }
+  const [, , out] = await h!.run(matmulLaunch(p, variant, type), [...inputs, nanFilled(batch * m * n)], [2]);
   const want = cpu.readSync(cpu.matmul(cpu.upload('f32', a), cpu.upload('f32', b), p));
   // f32 accumulation of k terms each at most max|a|·max|b|: rounding error grows like sqrt(k)·eps
   // relative to that sum in practice (k·eps in the worst case), so allow 2·eps·k^1.5·max|a|·max|b|.
+  // (The f16 forms multiply the same rounded values exactly in f32, so the bound is the same.)
   const tol = 2.5e-7 * k * Math.sqrt(k) * maxAbs(a) * maxAbs(b) + 1e-7;
-  expectClose(`matmul[${variant}] ${JSON.stringify(c)}`, out!, want, () => tol);
+  expectClose(`matmul[${variant} ${layoutName(matmulLayout(p, variant))} ${type}] ${JSON.stringify(c)}`, out!, want, () => tol);
 }
 
 const dim = fc.integer({ min: 1, max: 3 });
+// Sizes: small odd ones, multiples of 4 (the vec4 layouts) and anything up to 80.
+const size = (max: number) => fc.oneof(fc.integer({ min: 1, max: 9 }), fc.integer({ min: 1, max: 20 }).map((x) => 4 * x), fc.integer({ min: 1, max }));
 const caseArb: fc.Arbitrary<Case> = fc.integer({ min: 0, max: 3 }).chain((rank) =>
   fc.record({
     batch: fc.array(dim, { minLength: rank, maxLength: rank }),
     aBroadcast: fc.array(fc.boolean(), { minLength: rank, maxLength: rank }),
     bBroadcast: fc.array(fc.boolean(), { minLength: rank, maxLength: rank }),
-    m: fc.oneof(fc.integer({ min: 1, max: 9 }), fc.integer({ min: 1, max: 80 })),
-    n: fc.oneof(fc.integer({ min: 1, max: 9 }), fc.integer({ min: 1, max: 80 })),
-    k: fc.oneof(fc.integer({ min: 1, max: 5 }), fc.integer({ min: 1, max: 70 })),
+    m: size(80),
+    n: size(80),
+    k: size(70),
     transA: fc.boolean(),
     transB: fc.boolean(),
     seed: fc.integer({ min: 0, max: 2 ** 31 - 1 }),
   }),
 );
 
+const available = (v: MatmulVariant) => {
+  const f = MATMUL_VARIANT_FEATURE[v];
+  return f === undefined || h!.device.features.has(f);
+};
+const hasF16 = () => h!.device.features.has('shader-f16');
+
 describe.skipIf(!h)('matmul WGSL', () => {
   for (const variant of MATMUL_VARIANTS) {
-    it(`${variant} matches the CPU on random batched, broadcast, transposed shapes`, async () => {
-      await fc.assert(fc.asyncProperty(caseArb, (c) => check(c, variant)), { numRuns: 20 });
+    it(`${variant} matches the CPU on random batched, broadcast, transposed shapes`, async (t) => {
+      if (!available(variant)) t.skip();
+      await fc.assert(fc.asyncProperty(caseArb, (c) => check(c, variant)), { numRuns: 16 });
     });
 
-    it(`${variant} handles k = 0 (zeros) and 65537 batch elements (batch folded into y)`, async () => {
+    it(`${variant} handles k = 0 (zeros) and 65537 batch elements (batch folded into y)`, async (t) => {
+      if (!available(variant)) t.skip();
       await check({ batch: [], aBroadcast: [], bBroadcast: [], m: 5, n: 6, k: 0, transA: false, transB: false, seed: 1 }, variant);
+      await check({ batch: [], aBroadcast: [], bBroadcast: [], m: 8, n: 8, k: 0, transA: true, transB: false, seed: 1 }, variant);
       await check({ batch: [65537], aBroadcast: [false], bBroadcast: [true], m: 2, n: 3, k: 2, transA: false, transB: true, seed: 2 }, variant);
     });
+
+    if (supportsOperandType(variant, 'f16')) {
+      it(`${variant} with f16 operands matches the CPU on the rounded operands`, async (t) => {
+        if (!available(variant) || !hasF16()) t.skip();
+        await fc.assert(fc.asyncProperty(caseArb, (c) => check(c, variant, 'f16')), { numRuns: 8 });
+      });
+    }
   }
 
-  it('one pipeline per variant serves every shape', () => {
-    expect(h!.pipelineCount()).toBe(MATMUL_VARIANTS.length);
+  it('shapes with one layout reuse one pipeline per variant', async () => {
+    const before = h!.pipelineCount();
+    const base: Case = { batch: [2], aBroadcast: [false], bBroadcast: [true], m: 12, n: 20, k: 8, transA: false, transB: false, seed: 3 };
+    await check(base, 'register4x4');
+    const after = h!.pipelineCount();
+    await check({ ...base, m: 36, n: 44, k: 16, batch: [3] }, 'register4x4');
+    await check({ ...base, m: 3, n: 4, k: 4, batch: [1] }, 'register4x4');
+    expect(h!.pipelineCount()).toBe(after);
+    expect(after - before).toBeLessThanOrEqual(1);
   });
 
-  it('the chooser prefers register blocking on a software adapter and tiles on hardware', () => {
+  it('packF16 rounds to nearest f16 and pads an odd count with zero', async () => {
+    const xs = new Float32Array([1, -2.5, 1 / 3, 65504, 1e-8, 70000, 0.1]);
+    const [, packed] = await h!.run(packF16Launch(xs.length, 4), [xs, new Uint32Array(4)]);
+    const want = toHalf(xs).packed;
+    expect(Array.from(packed!)).toEqual(Array.from(want));
+  });
+
+  it('the static rule: subgroups first on a software adapter, register blocking without, tiles on hardware', () => {
     const p: MatmulParams = { batchShape: [], aBatchStrides: [], bBatchStrides: [], m: 512, n: 512, k: 512, transA: false, transB: false };
+    expect(chooseMatmulVariant(p, true, true)).toBe('subgroup8x4');
     expect(chooseMatmulVariant(p, true).startsWith('register')).toBe(true);
     expect(chooseMatmulVariant(p, false)).toBe('tiled64');
+    // Tuner candidates need the feature they use.
+    expect(matmulCandidates(true, new Set()).some((v) => v.startsWith('subgroup'))).toBe(false);
+    expect(matmulCandidates(true, new Set(['subgroups']))).toContain('subgroup8x4');
+  });
+
+  it('layouts: vec4 only where the contiguous dim and batch strides are multiples of 4', () => {
+    const p = (m: number, n: number, k: number, transA: boolean, transB: boolean, strides: number[] = []): MatmulParams =>
+      ({ batchShape: strides.map(() => 2), aBatchStrides: strides, bBatchStrides: strides, m, n, k, transA, transB });
+    expect(layoutName(matmulLayout(p(8, 8, 8, false, false), 'register4x4'))).toBe('aK.bN.o4');
+    expect(layoutName(matmulLayout(p(8, 8, 8, true, true), 'register4x4'))).toBe('aM.bK.o4');
+    expect(layoutName(matmulLayout(p(8, 8, 8, true, true), 'subgroup8x4'))).toBe('aS.bK.o4');
+    expect(layoutName(matmulLayout(p(6, 7, 5, false, false), 'register4x4'))).toBe('aS.bS.o1');
+    expect(layoutName(matmulLayout(p(8, 8, 8, false, false, [6]), 'register4x4'))).toBe('aS.bS.o4');
+    expect(layoutName(matmulLayout(p(8, 8, 8, false, false), 'tiled64'))).toBe('aS.bS.o1');
   });
 });

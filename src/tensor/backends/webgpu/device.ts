@@ -20,6 +20,8 @@ export interface OpenedDevice {
   device: GPUDevice;
   adapterInfo: string;
   hasF16: boolean;
+  /** The device has the `subgroups` feature (WGSL `enable subgroups;`). */
+  hasSubgroups: boolean;
   /** A CPU driver (lavapipe, SwiftShader): kernels are then picked for a CPU's caches, not a GPU's. */
   isSoftware: boolean;
 }
@@ -77,12 +79,16 @@ export async function openDevice(opts: DeviceOptions = {}): Promise<OpenedDevice
   if (!adapter) throw new Error(`WebGPU: ${NO_ADAPTER_HINT}`);
   const requiredLimits: Record<string, number> = {};
   for (const name of RAISED_LIMITS) requiredLimits[name] = adapter.limits[name];
+  // Optional features some kernel variants use: f16 matmul operands, subgroup operations.
   const hasF16 = adapter.features.has('shader-f16');
-  const device = await adapter.requestDevice({
-    requiredLimits,
-    requiredFeatures: hasF16 ? ['shader-f16'] : [],
-  });
-  return { device, adapterInfo: describeAdapter(adapter.info), hasF16, isSoftware: isSoftwareAdapter(adapter.info) };
+  // The subgroup matmul shuffles within groups of 8 consecutive lanes: it needs subgroups of 8 or more.
+  const minSize = (adapter.info as { subgroupMinSize?: number }).subgroupMinSize;
+  const hasSubgroups = adapter.features.has('subgroups') && (minSize === undefined || minSize >= 8);
+  const requiredFeatures: GPUFeatureName[] = [];
+  if (hasF16) requiredFeatures.push('shader-f16');
+  if (adapter.features.has('subgroups')) requiredFeatures.push('subgroups');
+  const device = await adapter.requestDevice({ requiredLimits, requiredFeatures });
+  return { device, adapterInfo: describeAdapter(adapter.info), hasF16, hasSubgroups, isSoftware: isSoftwareAdapter(adapter.info) };
 }
 
 /** A WGSL compile error as one readable message: kernel, line, Dawn's message and the source line. */

@@ -16,7 +16,7 @@ import { gatherLogProbsBackwardLaunch, gatherLogProbsLaunch } from '../../../sha
 import { indexAddLaunch, indexSelectLaunch } from '../../../shaders/embedding.js';
 import { layerNormBackwardLaunches, layerNormLaunch } from '../../../shaders/layernorm.js';
 import { rowFormFor, type RowForm } from '../../../shaders/rows.js';
-import { chooseMatmulVariant, MATMUL_MAX_BATCH_RANK, matmulLaunch } from '../../../shaders/matmul.js';
+import { chooseMatmulVariant, MATMUL_MAX_BATCH_RANK, matmulCandidates, matmulLaunch, packF16Launch, supportsOperandType, type MatmulOperandType, type MatmulVariant } from '../../../shaders/matmul.js';
 import { copyLaunch } from '../../../shaders/movement.js';
 import { adamwLaunch } from '../../../shaders/optimizer.js';
 import { randomLaunch } from '../../../shaders/random.js';
@@ -24,11 +24,32 @@ import { softmaxBackwardLaunch, softmaxLaunch } from '../../../shaders/softmax.j
 import { reduceGenericLaunch, reduceRowsLaunch } from '../../../shaders/reduce.js';
 import { collapseDims } from '../../../shaders/strided.js';
 import { openDevice, type DeviceOptions } from './device.js';
+import { MatmulTuner, tuningEnabled } from './matmulTuner.js';
 import { GpuRuntime, type Counters } from './runtime.js';
 
 export type { Counters } from './runtime.js';
 
-export interface WebGPUBackendOptions extends DeviceOptions {}
+/**
+ * Precision of f32 matmuls, after torch.set_float32_matmul_precision: 'highest' (default) and
+ * 'high' use f32 operands (WebGPU has no TF32); 'medium' rounds both operands to f16 (a packing
+ * pass each) and multiplies them with f32 accumulation and an f32 result: about 3 decimal digits
+ * per operand. 'medium' needs the `shader-f16` feature.
+ */
+export type MatmulPrecision = 'highest' | 'high' | 'medium';
+
+export interface WebGPUBackendOptions extends DeviceOptions {
+  /** Default 'highest', or the GANPO_MATMUL_PRECISION environment variable. See MatmulPrecision. */
+  matmulPrecision?: MatmulPrecision;
+  /**
+   * Matmul autotuning (matmulTuner.ts): 'off' (default: the static, deterministic rule) or 'on';
+   * when not given, GANPO_MATMUL_TUNE=1 turns it on.
+   */
+  matmulTuning?: 'on' | 'off';
+  /** JSON file caching tuned choices per adapter; default GANPO_MATMUL_TUNE_CACHE (none when unset). */
+  matmulTuneCache?: string;
+}
+
+const PRECISIONS: readonly MatmulPrecision[] = ['highest', 'high', 'medium'];
 
 export class GpuStorage implements Storage {
   constructor(
@@ -59,9 +80,18 @@ export class WebGPUBackend implements Backend {
   /** How the row kernels (softmax, layerNorm, gatherLogProbs) map rows onto invocations. */
   private readonly rowForm: RowForm;
 
-  private constructor(private readonly rt: GpuRuntime) {
+  private operandType: MatmulOperandType = 'f32';
+  private tuner: MatmulTuner | null = null;
+  private readonly tuneCache: string | undefined;
+  private tuning: Promise<void> | null = null;
+
+  private constructor(private readonly rt: GpuRuntime, opts: WebGPUBackendOptions) {
     this.groups = rt.isSoftware ? SOFTWARE_GROUPS_PER_CORE * Math.max(1, cpus().length) : HARDWARE_MAX_GROUPS;
     this.rowForm = rowFormFor(rt.isSoftware);
+    this.tuneCache = opts.matmulTuneCache ?? (process.env.GANPO_MATMUL_TUNE_CACHE || undefined);
+    const precision = opts.matmulPrecision ?? (process.env.GANPO_MATMUL_PRECISION as MatmulPrecision | undefined);
+    if (precision !== undefined) this.setMatmulPrecision(precision);
+    this.setMatmulTuning(tuningEnabled(opts.matmulTuning));
   }
 
   /**
@@ -70,7 +100,120 @@ export class WebGPUBackend implements Backend {
    */
   static async create(opts: WebGPUBackendOptions = {}): Promise<WebGPUBackend> {
     const debug = opts.debug ?? process.env.GANPO_WEBGPU_DEBUG === '1';
-    return new WebGPUBackend(new GpuRuntime(await openDevice(opts), debug));
+    return new WebGPUBackend(new GpuRuntime(await openDevice(opts), debug), opts);
+  }
+
+  /** Sets the f32 matmul precision (see MatmulPrecision); 'medium' throws without `shader-f16`. */
+  setMatmulPrecision(precision: MatmulPrecision): void {
+    if (!PRECISIONS.includes(precision)) throw new Error(`matmul precision must be one of ${PRECISIONS.join(', ')}, got '${precision}'`);
+    if (precision === 'medium' && !this.rt.hasF16) {
+      throw new Error(`matmul precision 'medium' (f16 operands) needs the WebGPU 'shader-f16' feature, which this adapter (${this.rt.adapterInfo}) lacks`);
+    }
+    this.operandType = precision === 'medium' ? 'f16' : 'f32';
+  }
+
+  get matmulPrecision(): MatmulPrecision {
+    return this.operandType === 'f16' ? 'medium' : 'highest';
+  }
+
+  /** Turns matmul autotuning on or off (choices made so far are kept while on). See matmulTuner.ts. */
+  setMatmulTuning(on: boolean): void {
+    if (!on) {
+      this.tuner = null;
+      return;
+    }
+    this.tuner ??= new MatmulTuner(this.rt.adapterInfo, {
+      candidates: (type) => matmulCandidates(this.rt.isSoftware, this.featureSet()).filter((v) => supportsOperandType(v, type)),
+      cachePath: this.tuneCache,
+    });
+  }
+
+  /** The tuner while tuning is on (its choices and timings), else null. */
+  get matmulTuner(): MatmulTuner | null {
+    return this.tuner;
+  }
+
+  private featureSet(): Set<string> {
+    const f = new Set<string>();
+    if (this.rt.hasF16) f.add('shader-f16');
+    if (this.rt.hasSubgroups) f.add('subgroups');
+    return f;
+  }
+
+  /** The static rule for this device. */
+  private staticVariant(p: MatmulParams, type: MatmulOperandType): MatmulVariant {
+    const v = chooseMatmulVariant(p, this.rt.isSoftware, this.rt.hasSubgroups);
+    return supportsOperandType(v, type) ? v : 'register4x4';
+  }
+
+  /**
+   * Tunes the queued matmul keys now, plus p's when given (tuning must be on). Waits for the
+   * submitted work first, so the device is idle while timing.
+   */
+  async tuneMatmul(p?: MatmulParams): Promise<void> {
+    const tuner = this.tuner;
+    if (!tuner) throw new Error('matmul tuning is off: enable it with setMatmulTuning(true), the matmulTuning option or GANPO_MATMUL_TUNE=1');
+    if (p) tuner.request(this.mergeBatch(p), this.operandType);
+    await this.runTuning();
+  }
+
+  private async runTuning(): Promise<void> {
+    const tuner = this.tuner;
+    if (!tuner || tuner.pending.length === 0) return;
+    if (this.tuning) return this.tuning;
+    this.tuning = (async () => {
+      try {
+        await this.rt.sync();
+        await tuner.tunePending((vs, q, type) => this.timeMatmul(vs, q, type), (q, type) => this.staticVariant(q, type));
+      } finally {
+        this.tuning = null;
+      }
+    })();
+    return this.tuning;
+  }
+
+  /** Best-of-3 interleaved wall-clock milliseconds per dispatch of each variant on scratch operands shaped like p. */
+  private async timeMatmul(variants: readonly MatmulVariant[], p: MatmulParams, type: MatmulOperandType): Promise<Map<MatmulVariant, number>> {
+    const batch = sizeOf(p.batchShape);
+    const aSize = (p.aBatchStrides.some((s) => s !== 0) ? batch : 1) * p.m * p.k;
+    const bSize = (p.bBatchStrides.some((s) => s !== 0) ? batch : 1) * p.k * p.n;
+    const words = (n: number) => (type === 'f16' ? Math.ceil(n / 2) : n);
+    const a = this.alloc('f32', Math.max(1, words(aSize)));
+    const b = this.alloc('f32', Math.max(1, words(bSize)));
+    const out = this.alloc('f32', Math.max(1, batch * p.m * p.n));
+    this.fill(a, 0);
+    this.fill(b, 0);
+    const flops = 2 * batch * p.m * p.n * p.k;
+    const reps = Math.max(1, Math.min(20, Math.ceil(2e7 / Math.max(1, flops))));
+    const best = new Map<MatmulVariant, number>();
+    const live: MatmulVariant[] = [];
+    try {
+      // Compile and warm up each candidate; one that fails (compile or validation) is left out.
+      for (const v of variants) {
+        try {
+          this.run(matmulLaunch(p, v, type), [a, b, out], 1);
+          await this.rt.sync();
+          live.push(v);
+          best.set(v, Infinity);
+        } catch {
+          best.set(v, Infinity);
+        }
+      }
+      for (let round = 0; round < 3; round++) {
+        for (const v of live) {
+          const t0 = performance.now();
+          for (let r = 0; r < reps; r++) this.run(matmulLaunch(p, v, type), [a, b, out], 1);
+          this.rt.flush();
+          await this.rt.device.queue.onSubmittedWorkDone();
+          best.set(v, Math.min(best.get(v)!, (performance.now() - t0) / reps));
+        }
+      }
+    } finally {
+      this.free(a);
+      this.free(b);
+      this.free(out);
+    }
+    return best;
   }
 
   describe(): string {
@@ -105,8 +248,9 @@ export class WebGPUBackend implements Backend {
   }
 
   /** Waits until the submitted work has run; throws any error Dawn reported. */
-  sync(): Promise<void> {
-    return this.rt.sync();
+  async sync(): Promise<void> {
+    await this.rt.sync();
+    if (this.tuner && this.tuner.pending.length > 0) await this.runTuning();
   }
 
   destroy(): void {
@@ -145,6 +289,8 @@ export class WebGPUBackend implements Backend {
   async read(s: Storage): Promise<TypedArray> {
     if (s.size === 0) return arrayFor(s.dtype, 0);
     const bytes = await this.rt.read(this.buf(s), s.size * 4);
+    // The device is idle after a readback: the time to tune matmul shapes seen since the last one.
+    if (this.tuner && this.tuner.pending.length > 0) await this.runTuning();
     return s.dtype === 'i32' ? new Int32Array(bytes) : new Float32Array(bytes);
   }
 
@@ -247,16 +393,45 @@ export class WebGPUBackend implements Backend {
 
   // ---- heavy kernels (src/shaders builders) ----
 
-  matmul(a: Storage, b: Storage, p: MatmulParams): Storage {
-    const out = this.alloc(a.dtype, sizeOf(p.batchShape) * p.m * p.n);
-    // Merging batch dims that are contiguous in both operands keeps most shapes within the
-    // shader's four batch dims (and saves divisions per workgroup).
+  /**
+   * Merging batch dims that are contiguous in both operands keeps most shapes within the shader's
+   * four batch dims (and saves divisions per workgroup).
+   */
+  private mergeBatch(p: MatmulParams): MatmulParams {
     const batch = collapseDims(p.batchShape, [p.aBatchStrides, p.bBatchStrides]);
     if (batch.shape.length > MATMUL_MAX_BATCH_RANK) {
       throw new RangeError(`webgpu matmul: batch shape [${p.batchShape.join(', ')}] has ${batch.shape.length} dims after merging; at most ${MATMUL_MAX_BATCH_RANK} are supported`);
     }
-    const q: MatmulParams = { ...p, batchShape: batch.shape, aBatchStrides: batch.strides[0], bBatchStrides: batch.strides[1] };
-    this.run(matmulLaunch(q, chooseMatmulVariant(q, this.rt.isSoftware)), [a, b, out], out.size);
+    return { ...p, batchShape: batch.shape, aBatchStrides: batch.strides[0], bBatchStrides: batch.strides[1] };
+  }
+
+  matmul(a: Storage, b: Storage, p: MatmulParams): Storage {
+    const out = this.alloc(a.dtype, sizeOf(p.batchShape) * p.m * p.n);
+    if (out.size === 0) return out;
+    const q = this.mergeBatch(p);
+    const type: MatmulOperandType = a.dtype === 'f32' ? this.operandType : 'f32';
+    let variant = this.tuner?.choice(q, type);
+    if (variant === undefined) {
+      this.tuner?.request(q, type);
+      variant = this.staticVariant(q, type);
+    }
+    if (type === 'f16') {
+      // Round both operands to f16 (packed pairs), multiply with f32 accumulation.
+      const a16 = this.packF16(a);
+      const b16 = this.packF16(b);
+      this.run(matmulLaunch(q, variant, 'f16'), [a16, b16, out], out.size);
+      this.free(a16);
+      this.free(b16);
+    } else {
+      this.run(matmulLaunch(q, variant), [a, b, out], out.size);
+    }
+    return out;
+  }
+
+  /** x's f32 values as packed f16 pairs (a temporary of ceil(size / 2) words). */
+  private packF16(x: Storage): Storage {
+    const out = this.alloc('f32', Math.max(1, Math.ceil(x.size / 2)));
+    if (x.size > 0) this.run(packF16Launch(x.size, this.groups), [x, out], x.size);
     return out;
   }
 

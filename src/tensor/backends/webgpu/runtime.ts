@@ -35,6 +35,9 @@ export class GpuRuntime {
   readonly device: GPUDevice;
   readonly adapterInfo: string;
   readonly isSoftware: boolean;
+  /** Optional device features some kernels use (requested by openDevice when the adapter has them). */
+  readonly hasF16: boolean;
+  readonly hasSubgroups: boolean;
   readonly pool: BufferPool;
   readonly errors: ErrorSink;
   readonly debug: boolean;
@@ -56,6 +59,8 @@ export class GpuRuntime {
     this.device = opened.device;
     this.adapterInfo = opened.adapterInfo;
     this.isSoftware = opened.isSoftware;
+    this.hasF16 = opened.hasF16;
+    this.hasSubgroups = opened.hasSubgroups;
     this.debug = debug;
     this.errors = new ErrorSink(this.device, () => this.lastKernel);
     this.pool = new BufferPool(this.device, GPUBufferUsage.STORAGE | GPUBufferUsage.COPY_SRC | GPUBufferUsage.COPY_DST);
