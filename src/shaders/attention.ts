@@ -3,186 +3,326 @@
 // probability from it, in one pass over keys per query (dq) and one over queries per key (dk, dv),
 // so no tq×tk matrix is ever stored and nothing needs atomics.
 //
-// Dispatch geometry: one invocation per query row (forward, stats, dq) or per key row (dk/dv),
-// grid1d over 64-wide workgroups. The head dim D is baked into the source (one pipeline per D) so
-// the per-row arrays live in registers and the inner loops unroll; D <= ATTENTION_MAX_D.
+// Dispatch geometry: one workgroup per block of g·rpi consecutive rows of ONE head: query rows
+// (forward, dq) or key rows (dk/dv). Each invocation holds rpi of them (rows lid, lid + g, …) in
+// registers, with their accumulators. The other operand's rows are walked by a loop whose index
+// depends only on the workgroup, so every invocation reads the same key (or query) at the same
+// address, and each row loaded serves rpi rows per invocation. On lavapipe (invocations are SIMD
+// lanes) every storage load costs about the same whether its address is uniform or not, so loads
+// per useful FMA are what counts: rpi = 4 cut the B=8 H=4 T=128 D=32 forward + backward 2.4x
+// against rpi = 1. On a GPU the uniform address is a broadcast from cache. The head dim D is baked
+// into the source (one pipeline per D) and the per-row loops are unrolled into vec4 operations
+// when D % 4 == 0 (bindings as array<vec4<f32>>), scalars otherwise (about 3x slower on lavapipe:
+// four times the loads); D <= ATTENTION_MAX_D. Workgroups take their head's blocks last-first, so
+// under a causal mask the longest rows start first and the tail is short.
 //
 // Scores are ((q·k)·scale + causalBias) + keyBias, the composed op's biases: −1e9 where causally
-// masked, (mask − 1)·1e9 for a key mask. With no key mask the q buffer is bound in its place.
+// masked, (mask − 1)·1e9 for a key mask (values in [0, 1], 1 = keep). With no key mask the q
+// buffer is bound in its place.
+//
+// Causally hidden keys are skipped: the forward and dq loop over the keys visible to the block's
+// last row only, dk/dv over the queries that see the block's first key. That is exact: where a row
+// keeps at least one key its max score is a plain q·k·scale, far above any hidden key's score, so
+// each hidden key's exp(score − max) is exactly 0 in f32. A row that keeps no key (all its visible
+// keys masked out, or none visible when tq > tk) has every score near −1e9; there the composed op
+// averages over all keys, hidden ones included, so such rows (max or lse below FULLY_MASKED) go on
+// over the rest of the keys, and dk/dv add their hidden-query terms, exactly as without skipping.
 
 import type { AttentionParams } from '../tensor/backend.js';
-import { flatIndexWGSL, grid1d, packUniforms, type Launch } from './kernel.js';
+import { MAX_WORKGROUPS_PER_DIM, packUniforms, type Launch } from './kernel.js';
 import { LOWEST_F32 } from './rows.js';
 
 /** Largest head dim with a fused kernel (the backend composes beyond it). */
 export const ATTENTION_MAX_D = 128;
-const WG = 64;
 
-const HEADER = (d: number) => `const D = ${d}u;
-struct U { rows: u32, heads: u32, tq: u32, tk: u32, scale: f32, causal: u32, hasMask: u32, pad: u32 }
+/**
+ * Measured with bench/abAttention.ts on lavapipe (2 cores, 8-wide SIMD; B=8 H=4 T=128 D=32 causal,
+ * forward + dq + dk/dv, best of 5, one process): g×rpi 16×1 88 ms, 8×2 54, 8×4 37, 16×4 50,
+ * 8×8 32 — but 8×8 doubles the already long pipeline compile of the unrolled D=32 code for a few
+ * percent. g = 8 is one SIMD chunk, so the causal bound of each block is tight. Not yet measured on
+ * hardware, where a larger g would fill a warp.
+ */
+export const ATTENTION_VARIANT: AttentionVariant = { g: 8, rpi: 4 };
+
+/** A row whose max score (forward) or log-sum-exp (backward) is below this kept no key. */
+const FULLY_MASKED = '-5e8';
+
+/** How a row of D floats is held: n values of type ty, w floats each. */
+interface RowLayout { n: number; w: 1 | 4; ty: string }
+
+function layout(d: number): RowLayout {
+  return d % 4 === 0 ? { n: d / 4, w: 4, ty: 'vec4<f32>' } : { n: d, w: 1, ty: 'f32' };
+}
+
+/** Names name0 … name(n−1). */
+const names = (L: RowLayout, name: string) => Array.from({ length: L.n }, (_, c) => `${name}${c}`);
+
+/** `let name_c = buf[row * n + c];` for every part of a row. */
+function loadRow(L: RowLayout, name: string, buf: string, row: string): string {
+  return names(L, name).map((x, c) => `let ${x} = ${buf}[${row} * ${L.n}u + ${c}u];`).join(' ');
+}
+
+/**
+ * The dot product of two rows given as part expressions. With vec4 parts the products are summed
+ * as vec4 (four independent chains) and the lanes added at the end.
+ */
+function dotRows(L: RowLayout, a: string[], b: string[]): string {
+  const sum = a.map((x, c) => `${x} * ${b[c]}`).join(' + ');
+  return L.w === 4 ? `dot(${sum}, vec4<f32>(1.0))` : `(${sum})`;
+}
+
+const HEADER = (L: RowLayout, g: number, rpi = 1) => `const G = ${g}u;
+const BLOCK = ${g * rpi}u; // rows per workgroup
+struct U { groups: u32, blocks: u32, heads: u32, tq: u32, tk: u32, scale: f32, causal: u32, hasMask: u32 }
 @group(0) @binding(0) var<uniform> u: U;`;
 
-/** WGSL: the biased score of query i against key j of batch b, given q·k. */
-const SCORE_WGSL = `fn score(dot: f32, i: u32, j: u32, b: u32) -> f32 {
+/** WGSL shared by the kernels (they declare `mask`). */
+const COMMON_WGSL = `
+const FULLY_MASKED = ${FULLY_MASKED};
+
+/** The biased score of query i against key j, given q·k and the key's mask bias. */
+fn score(dot: f32, i: u32, j: u32, keyBias: f32) -> f32 {
   var s = dot * u.scale;
   if (u.causal != 0u && i32(j) - i32(i) > i32(u.tk) - i32(u.tq)) { s = s - 1e9; }
-  if (u.hasMask != 0u) { s = s + (mask[b * u.tk + j] - 1.0) * 1e9; }
-  return s;
+  return s + keyBias;
+}
+
+fn keyBias(b: u32, j: u32) -> f32 {
+  if (u.hasMask == 0u) { return 0.0; }
+  return (mask[b * u.tk + j] - 1.0) * 1e9;
+}
+
+/** Keys [0, visibleKeys(n)) include every key causally visible to queries [0, n). */
+fn visibleKeys(n: u32) -> u32 {
+  if (u.causal == 0u) { return u.tk; }
+  return u32(clamp(i32(n) + i32(u.tk) - i32(u.tq), 0, i32(u.tk)));
+}
+
+/** The first query that causally sees key j (tq when none does). */
+fn firstQuery(j: u32) -> u32 {
+  if (u.causal == 0u) { return 0u; }
+  return u32(clamp(i32(j) + i32(u.tq) - i32(u.tk), 0, i32(u.tq)));
+}
+
+struct Block { bh: u32, first: u32 }
+
+/** Workgroup g's head and first row: blocks of a head in reverse, the longest causal rows first. */
+fn blockOf(g: u32) -> Block {
+  let bh = g / u.blocks;
+  let blk = u.blocks - 1u - g % u.blocks;
+  return Block(bh, blk * BLOCK);
 }`;
 
-const MAIN = `@compute @workgroup_size(${WG})
-fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>, @builtin(local_invocation_index) lid: u32) {`;
+const MAIN = (g: number) => `@compute @workgroup_size(${g})
+fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>, @builtin(local_invocation_index) lid: u32) {
+  let g = wid.y * nwg.x + wid.x;
+  if (g >= u.groups) { return; }`;
 
-function forwardCode(d: number): string {
-  return `${HEADER(d)}
-@group(0) @binding(1) var<storage, read> q: array<f32>;
-@group(0) @binding(2) var<storage, read> k: array<f32>;
-@group(0) @binding(3) var<storage, read> v: array<f32>;
+/**
+ * Kernel shape: g invocations per workgroup, each holding rpi rows (rows lid, lid + g, …, of the
+ * workgroup's block of g·rpi rows), so every key (or query) loaded serves rpi rows per invocation.
+ */
+export interface AttentionVariant { g: number; rpi: number }
+
+const range = (n: number) => Array.from({ length: n }, (_, t) => t);
+
+/** Part c of row `row` of buf, as an expression. */
+const part = (L: RowLayout, buf: string, row: string, c: number) => `${buf}[${row} * ${L.n}u + ${c}u]`;
+
+/**
+ * WGSL declaring each row this invocation holds: index `${ix}${ρ}` within its head (clamped, so
+ * lanes past the end redo the last row and store nothing) and flat row `${rx}${ρ}`.
+ */
+function rowsHeld(rpi: number, ix: string, rx: string, count: string): string {
+  return range(rpi).map((t) => `let ${ix}${t} = min(blk.first + lid + ${t}u * G, ${count} - 1u); let ${rx}${t} = blk.bh * ${count} + ${ix}${t};`).join('\n  ');
+}
+
+/** WGSL storing a held row when it exists: body(ρ) for each ρ. */
+function storeRows(rpi: number, count: string, body: (t: number) => string): string {
+  return range(rpi).map((t) => `if (blk.first + lid + ${t}u * G < ${count}) { ${body(t)} }`).join('\n  ');
+}
+
+/** The smallest of the expressions (WGSL's min takes two). */
+const minOf = (xs: string[]) => xs.reduce((e, x) => `min(${e}, ${x})`);
+
+const zeros = (L: RowLayout, xs: string[]) => xs.map((a) => `var ${a} = ${L.ty}(0.0);`).join(' ');
+
+function forwardCode(d: number, { g, rpi }: AttentionVariant): string {
+  const L = layout(d);
+  const kj = names(L, 'kj');
+  const step = `{
+    let kr = kv + j;
+    let kb = keyBias(b, j);
+    ${loadRow(L, 'kj', 'k', 'kr')}
+    ${loadRow(L, 'vj', 'v', 'kr')}${range(rpi).map((t) => `
+    {
+      let s = score(${dotRows(L, names(L, `q${t}_`), kj)}, i${t}, j, kb);
+      let mNew = max(m${t}, s);
+      let corr = exp(m${t} - mNew);
+      let p = exp(s - mNew);
+      l${t} = l${t} * corr + p;
+      ${names(L, `acc${t}_`).map((a, c) => `${a} = ${a} * corr + p * vj${c};`).join(' ')}
+      m${t} = mNew;
+    }`).join('')}
+  }`;
+  return `${HEADER(L, g, rpi)}
+@group(0) @binding(1) var<storage, read> q: array<${L.ty}>;
+@group(0) @binding(2) var<storage, read> k: array<${L.ty}>;
+@group(0) @binding(3) var<storage, read> v: array<${L.ty}>;
 @group(0) @binding(4) var<storage, read> mask: array<f32>;
-@group(0) @binding(5) var<storage, read_write> out: array<f32>;
+@group(0) @binding(5) var<storage, read_write> out: array<${L.ty}>;
 @group(0) @binding(6) var<storage, read_write> lse: array<f32>;
-${SCORE_WGSL}
-${flatIndexWGSL(WG)}
-${MAIN}
-  let r = flatIndex(wid, nwg, lid);
-  if (r >= u.rows) { return; }
-  let bh = r / u.tq;
-  let i = r % u.tq;
-  let b = bh / u.heads;
-  var qr: array<f32, D>;
-  var acc: array<f32, D>;
-  for (var c = 0u; c < D; c++) { qr[c] = q[r * D + c]; acc[c] = 0.0; }
+${COMMON_WGSL}
+${MAIN(g)}
+  let blk = blockOf(g);
+  let b = blk.bh / u.heads;
+  let kv = blk.bh * u.tk;
+  ${rowsHeld(rpi, 'i', 'r', 'u.tq')}
+  ${range(rpi).map((t) => loadRow(L, `q${t}_`, 'q', `r${t}`)).join('\n  ')}
+  ${range(rpi).map((t) => zeros(L, names(L, `acc${t}_`))).join('\n  ')}
   // Online softmax: m is the running max, l the sum of exp(s - m); acc is rescaled when m grows.
-  var m = ${LOWEST_F32};
-  var l = 0.0;
-  let kv0 = bh * u.tk * D;
-  for (var j = 0u; j < u.tk; j++) {
-    var dot = 0.0;
-    for (var c = 0u; c < D; c++) { dot += qr[c] * k[kv0 + j * D + c]; }
-    let s = score(dot, i, j, b);
-    let mNew = max(m, s);
-    let corr = exp(m - mNew);
-    let p = exp(s - mNew);
-    l = l * corr + p;
-    for (var c = 0u; c < D; c++) { acc[c] = acc[c] * corr + p * v[kv0 + j * D + c]; }
-    m = mNew;
-  }
-  lse[r] = m + log(l);
-  for (var c = 0u; c < D; c++) { out[r * D + c] = acc[c] / l; }
+  ${range(rpi).map((t) => `var m${t} = ${LOWEST_F32}; var l${t} = 0.0;`).join(' ')}
+  let jEnd = visibleKeys(min(blk.first + BLOCK, u.tq));
+  for (var j = 0u; j < jEnd; j++) ${step}
+  // A row that kept no key averages the hidden keys too (see the file comment); usually no lane has
+  // one. For the other rows held by such a lane these steps change nothing (weight exactly 0).
+  let jStop = select(jEnd, u.tk, ${minOf(range(rpi).map((t) => `m${t}`))} < FULLY_MASKED);
+  for (var j = jEnd; j < jStop; j++) ${step}
+  ${storeRows(rpi, 'u.tq', (t) => `lse[r${t}] = m${t} + log(l${t}); ${names(L, `acc${t}_`).map((a, c) => `${part(L, 'out', `r${t}`, c)} = ${a} / l${t};`).join(' ')}`)}
 }`;
 }
 
 /** Per query row: stats[r] = (lse[r], dout[r]·out[r]), the softmax backward's row dot product. */
-function statsCode(d: number): string {
-  return `${HEADER(d)}
-@group(0) @binding(1) var<storage, read> out: array<f32>;
-@group(0) @binding(2) var<storage, read> dout: array<f32>;
+function statsCode(d: number, g: number): string {
+  const L = layout(d);
+  return `${HEADER(L, g)}
+@group(0) @binding(1) var<storage, read> out: array<${L.ty}>;
+@group(0) @binding(2) var<storage, read> dout: array<${L.ty}>;
 @group(0) @binding(3) var<storage, read> lse: array<f32>;
 @group(0) @binding(4) var<storage, read_write> stats: array<vec2<f32>>;
-${flatIndexWGSL(WG)}
-${MAIN}
-  let r = flatIndex(wid, nwg, lid);
-  if (r >= u.rows) { return; }
-  var dsum = 0.0;
-  for (var c = 0u; c < D; c++) { dsum += dout[r * D + c] * out[r * D + c]; }
-  stats[r] = vec2<f32>(lse[r], dsum);
+@compute @workgroup_size(${g})
+fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>, @builtin(local_invocation_index) lid: u32) {
+  // A plain 1-D grid: here u.groups counts rows.
+  let r = (wid.y * nwg.x + wid.x) * G + lid;
+  if (r >= u.groups) { return; }
+  ${loadRow(L, 'o', 'out', 'r')}
+  ${loadRow(L, 'g', 'dout', 'r')}
+  stats[r] = vec2<f32>(lse[r], ${dotRows(L, names(L, 'g'), names(L, 'o'))});
 }`;
 }
 
 /** Per query row: dq = scale · Σ_j p_ij (dout_i·v_j − dsum_i) k_j. */
-function dqCode(d: number): string {
-  return `${HEADER(d)}
-@group(0) @binding(1) var<storage, read> q: array<f32>;
-@group(0) @binding(2) var<storage, read> k: array<f32>;
-@group(0) @binding(3) var<storage, read> v: array<f32>;
+function dqCode(d: number, { g, rpi }: AttentionVariant): string {
+  const L = layout(d);
+  const kj = names(L, 'kj');
+  const vj = names(L, 'vj');
+  const step = `{
+    let kr = kv + j;
+    let kb = keyBias(b, j);
+    ${loadRow(L, 'kj', 'k', 'kr')}
+    ${loadRow(L, 'vj', 'v', 'kr')}${range(rpi).map((t) => `
+    {
+      let p = exp(score(${dotRows(L, names(L, `q${t}_`), kj)}, i${t}, j, kb) - st${t}.x);
+      let ds = p * (${dotRows(L, names(L, `g${t}_`), vj)} - st${t}.y);
+      ${names(L, `acc${t}_`).map((a, c) => `${a} += ds * kj${c};`).join(' ')}
+    }`).join('')}
+  }`;
+  return `${HEADER(L, g, rpi)}
+@group(0) @binding(1) var<storage, read> q: array<${L.ty}>;
+@group(0) @binding(2) var<storage, read> k: array<${L.ty}>;
+@group(0) @binding(3) var<storage, read> v: array<${L.ty}>;
 @group(0) @binding(4) var<storage, read> mask: array<f32>;
 @group(0) @binding(5) var<storage, read> stats: array<vec2<f32>>;
-@group(0) @binding(6) var<storage, read> dout: array<f32>;
-@group(0) @binding(7) var<storage, read_write> dq: array<f32>;
-${SCORE_WGSL}
-${flatIndexWGSL(WG)}
-${MAIN}
-  let r = flatIndex(wid, nwg, lid);
-  if (r >= u.rows) { return; }
-  let bh = r / u.tq;
-  let i = r % u.tq;
-  let b = bh / u.heads;
-  let st = stats[r];
-  var qr: array<f32, D>;
-  var gr: array<f32, D>;
-  var acc: array<f32, D>;
-  for (var c = 0u; c < D; c++) { qr[c] = q[r * D + c]; gr[c] = dout[r * D + c]; acc[c] = 0.0; }
-  let kv0 = bh * u.tk * D;
-  for (var j = 0u; j < u.tk; j++) {
-    var dot = 0.0;
-    var dp = 0.0;
-    for (var c = 0u; c < D; c++) {
-      dot += qr[c] * k[kv0 + j * D + c];
-      dp += gr[c] * v[kv0 + j * D + c];
-    }
-    let p = exp(score(dot, i, j, b) - st.x);
-    let ds = p * (dp - st.y);
-    for (var c = 0u; c < D; c++) { acc[c] += ds * k[kv0 + j * D + c]; }
-  }
-  for (var c = 0u; c < D; c++) { dq[r * D + c] = acc[c] * u.scale; }
+@group(0) @binding(6) var<storage, read> dout: array<${L.ty}>;
+@group(0) @binding(7) var<storage, read_write> dq: array<${L.ty}>;
+${COMMON_WGSL}
+${MAIN(g)}
+  let blk = blockOf(g);
+  let b = blk.bh / u.heads;
+  let kv = blk.bh * u.tk;
+  ${rowsHeld(rpi, 'i', 'r', 'u.tq')}
+  ${range(rpi).map((t) => `let st${t} = stats[r${t}]; ${loadRow(L, `q${t}_`, 'q', `r${t}`)} ${loadRow(L, `g${t}_`, 'dout', `r${t}`)}`).join('\n  ')}
+  ${range(rpi).map((t) => zeros(L, names(L, `acc${t}_`))).join('\n  ')}
+  let jEnd = visibleKeys(min(blk.first + BLOCK, u.tq));
+  for (var j = 0u; j < jEnd; j++) ${step}
+  // Rows that kept no key see the hidden keys too (for the lane's other rows p is exactly 0).
+  let jStop = select(jEnd, u.tk, ${minOf(range(rpi).map((t) => `st${t}.x`))} < FULLY_MASKED);
+  for (var j = jEnd; j < jStop; j++) ${step}
+  ${storeRows(rpi, 'u.tq', (t) => names(L, `acc${t}_`).map((a, c) => `${part(L, 'dq', `r${t}`, c)} = ${a} * u.scale;`).join(' '))}
 }`;
 }
 
 /** Per key row: dv = Σ_i p_ij dout_i; dk = scale · Σ_i p_ij (dout_i·v_j − dsum_i) q_i. */
-function dkvCode(d: number): string {
-  return `${HEADER(d)}
-@group(0) @binding(1) var<storage, read> q: array<f32>;
-@group(0) @binding(2) var<storage, read> k: array<f32>;
-@group(0) @binding(3) var<storage, read> v: array<f32>;
+function dkvCode(d: number, { g, rpi }: AttentionVariant): string {
+  const L = layout(d);
+  const qi = names(L, 'qi');
+  const gi = names(L, 'gi');
+  const step = `{
+    let r = blk.bh * u.tq + i;
+    let st = stats[r];
+    ${loadRow(L, 'qi', 'q', 'r')}
+    ${loadRow(L, 'gi', 'dout', 'r')}${range(rpi).map((t) => `
+    {
+      let p = exp(score(${dotRows(L, qi, names(L, `k${t}_`))}, i, j${t}, bias${t}) - st.x);
+      let ds = p * (${dotRows(L, gi, names(L, `v${t}_`))} - st.y);
+      ${names(L, `dv${t}_`).map((a, c) => `${a} += p * gi${c};`).join(' ')}
+      ${names(L, `dk${t}_`).map((a, c) => `${a} += ds * qi${c};`).join(' ')}
+    }`).join('')}
+  }`;
+  return `${HEADER(L, g, rpi)}
+@group(0) @binding(1) var<storage, read> q: array<${L.ty}>;
+@group(0) @binding(2) var<storage, read> k: array<${L.ty}>;
+@group(0) @binding(3) var<storage, read> v: array<${L.ty}>;
 @group(0) @binding(4) var<storage, read> mask: array<f32>;
 @group(0) @binding(5) var<storage, read> stats: array<vec2<f32>>;
-@group(0) @binding(6) var<storage, read> dout: array<f32>;
-@group(0) @binding(7) var<storage, read_write> dk: array<f32>;
-@group(0) @binding(8) var<storage, read_write> dv: array<f32>;
-${SCORE_WGSL}
-${flatIndexWGSL(WG)}
-${MAIN}
-  let kr = flatIndex(wid, nwg, lid);
-  if (kr >= u.rows) { return; } // here rows counts key rows
-  let bh = kr / u.tk;
-  let j = kr % u.tk;
-  let b = bh / u.heads;
-  var kj: array<f32, D>;
-  var vj: array<f32, D>;
-  var dkAcc: array<f32, D>;
-  var dvAcc: array<f32, D>;
-  for (var c = 0u; c < D; c++) { kj[c] = k[kr * D + c]; vj[c] = v[kr * D + c]; dkAcc[c] = 0.0; dvAcc[c] = 0.0; }
-  for (var i = 0u; i < u.tq; i++) {
-    let r = bh * u.tq + i;
-    var dot = 0.0;
-    var dp = 0.0;
-    for (var c = 0u; c < D; c++) {
-      dot += q[r * D + c] * kj[c];
-      dp += dout[r * D + c] * vj[c];
-    }
-    let st = stats[r];
-    let p = exp(score(dot, i, j, b) - st.x);
-    let ds = p * (dp - st.y);
-    for (var c = 0u; c < D; c++) {
-      dvAcc[c] += p * dout[r * D + c];
-      dkAcc[c] += ds * q[r * D + c];
-    }
+@group(0) @binding(6) var<storage, read> dout: array<${L.ty}>;
+@group(0) @binding(7) var<storage, read_write> dk: array<${L.ty}>;
+@group(0) @binding(8) var<storage, read_write> dv: array<${L.ty}>;
+${COMMON_WGSL}
+${MAIN(g)}
+  let blk = blockOf(g);
+  let b = blk.bh / u.heads;
+  ${rowsHeld(rpi, 'j', 'kr', 'u.tk')}
+  ${range(rpi).map((t) => `let bias${t} = keyBias(b, j${t}); ${loadRow(L, `k${t}_`, 'k', `kr${t}`)} ${loadRow(L, `v${t}_`, 'v', `kr${t}`)}`).join('\n  ')}
+  ${range(rpi).map((t) => `${zeros(L, names(L, `dk${t}_`))} ${zeros(L, names(L, `dv${t}_`))}`).join('\n  ')}
+  // Queries before iStart see none of this block's keys: only rows that kept no key (lse near −1e9)
+  // give them weight. A scan (one load per query, uniform across the workgroup) finds those.
+  let iStart = firstQuery(blk.first);
+  var i = 0u;
+  loop {
+    while (i < iStart && stats[blk.bh * u.tq + i].x >= FULLY_MASKED) { i++; }
+    if (i >= iStart) { break; }
+    ${step}
+    i++;
   }
-  for (var c = 0u; c < D; c++) { dk[kr * D + c] = dkAcc[c] * u.scale; dv[kr * D + c] = dvAcc[c]; }
+  for (i = iStart; i < u.tq; i++) ${step}
+  ${storeRows(rpi, 'u.tk', (t) => `${names(L, `dk${t}_`).map((a, c) => `${part(L, 'dk', `kr${t}`, c)} = ${a} * u.scale;`).join(' ')} ${names(L, `dv${t}_`).map((a, c) => `${part(L, 'dv', `kr${t}`, c)} = ${a};`).join(' ')}`)}
 }`;
 }
 
-function uniforms(p: AttentionParams, rows: number, hasMask: boolean): Uint32Array {
-  return packUniforms([['u32', rows], ['u32', p.heads], ['u32', p.tq], ['u32', p.tk], ['f32', p.scale], ['u32', p.causal ? 1 : 0], ['u32', hasMask ? 1 : 0], ['u32', 0]]);
+/** Uniforms and workgroups for blocks of g rows of each head (rows per head: tq or tk). */
+function blocked(p: AttentionParams, rowsPerHead: number, hasMask: boolean, g: number): Pick<Launch, 'uniforms' | 'workgroups'> {
+  const blocks = Math.max(1, Math.ceil(rowsPerHead / g));
+  const groups = p.batch * p.heads * blocks;
+  return { uniforms: uniforms(p, groups, blocks, hasMask), workgroups: grid(groups) };
+}
+
+function uniforms(p: AttentionParams, groups: number, blocks: number, hasMask: boolean): Uint32Array {
+  return packUniforms([['u32', groups], ['u32', blocks], ['u32', p.heads], ['u32', p.tq], ['u32', p.tk], ['f32', p.scale],
+    ['u32', p.causal ? 1 : 0], ['u32', hasMask ? 1 : 0]]);
+}
+
+/** Workgroup counts for n groups, folded into y past the per-dimension limit (kernels skip g >= n). */
+function grid(n: number): [number, number, number] {
+  const y = Math.ceil(Math.max(1, n) / MAX_WORKGROUPS_PER_DIM);
+  return [Math.ceil(Math.max(1, n) / y), y, 1];
 }
 
 /** Storage [q, k, v, mask (or q): read; out, lse: read_write]. */
-export function attentionLaunch(p: AttentionParams, hasMask: boolean): Launch {
-  const rows = p.batch * p.heads * p.tq;
+export function attentionLaunch(p: AttentionParams, hasMask: boolean, v: AttentionVariant = ATTENTION_VARIANT): Launch {
   return {
-    kernel: { name: `attention[d=${p.d}]`, code: forwardCode(p.d), storage: ['read', 'read', 'read', 'read', 'read_write', 'read_write'] },
-    uniforms: uniforms(p, rows, hasMask),
-    workgroups: grid1d(rows, WG),
+    kernel: { name: `attention[d=${p.d},g=${v.g},rpi=${v.rpi}]`, code: forwardCode(p.d, v), storage: ['read', 'read', 'read', 'read', 'read_write', 'read_write'] },
+    ...blocked(p, p.tq, hasMask, v.g * v.rpi),
   };
 }
 
@@ -191,25 +331,23 @@ export function attentionLaunch(p: AttentionParams, hasMask: boolean): Launch {
  * read_write]; dq with [q, k, v, mask, stats, dout: read; dq: read_write]; dk/dv with
  * [q, k, v, mask, stats, dout: read; dk, dv: read_write].
  */
-export function attentionBackwardLaunches(p: AttentionParams, hasMask: boolean): { stats: Launch; dq: Launch; dkv: Launch } {
+export function attentionBackwardLaunches(p: AttentionParams, hasMask: boolean, v: AttentionVariant = ATTENTION_VARIANT): { stats: Launch; dq: Launch; dkv: Launch } {
   const qRows = p.batch * p.heads * p.tq;
-  const kRows = p.batch * p.heads * p.tk;
   const read6 = ['read', 'read', 'read', 'read', 'read', 'read'] as const;
+  const statsGroups = Math.ceil(qRows / 64);
   return {
     stats: {
-      kernel: { name: `attentionBackward[stats,d=${p.d}]`, code: statsCode(p.d), storage: ['read', 'read', 'read', 'read_write'] },
-      uniforms: uniforms(p, qRows, hasMask),
-      workgroups: grid1d(qRows, WG),
+      kernel: { name: `attentionBackward[stats,d=${p.d}]`, code: statsCode(p.d, 64), storage: ['read', 'read', 'read', 'read_write'] },
+      uniforms: uniforms(p, qRows, 1, hasMask),
+      workgroups: grid(statsGroups),
     },
     dq: {
-      kernel: { name: `attentionBackward[dq,d=${p.d}]`, code: dqCode(p.d), storage: [...read6, 'read_write'] },
-      uniforms: uniforms(p, qRows, hasMask),
-      workgroups: grid1d(qRows, WG),
+      kernel: { name: `attentionBackward[dq,d=${p.d},g=${v.g},rpi=${v.rpi}]`, code: dqCode(p.d, v), storage: [...read6, 'read_write'] },
+      ...blocked(p, p.tq, hasMask, v.g * v.rpi),
     },
     dkv: {
-      kernel: { name: `attentionBackward[dk,dv,d=${p.d}]`, code: dkvCode(p.d), storage: [...read6, 'read_write', 'read_write'] },
-      uniforms: uniforms(p, kRows, hasMask),
-      workgroups: grid1d(kRows, WG),
+      kernel: { name: `attentionBackward[dk,dv,d=${p.d},g=${v.g},rpi=${v.rpi}]`, code: dkvCode(p.d, v), storage: [...read6, 'read_write', 'read_write'] },
+      ...blocked(p, p.tk, hasMask, v.g * v.rpi),
     },
   };
 }

@@ -1,6 +1,8 @@
 // The fused attention kernels (src/shaders/attention.ts) agree with the CPU backend's loop version,
 // values and q/k/v gradients in f32, for causal, bidirectional and key-masked attention at odd sizes
-// (rows spanning several workgroups, tq < tk), and the GPU op matches the composed version too.
+// (rows spanning several workgroups and partly filling the last one, tq < tk and tq > tk, head dims
+// with vec4 and scalar rows), including rows that keep no key (the kernels skip causally hidden keys
+// except for those rows), and the GPU op matches the composed version too.
 
 import fc from 'fast-check';
 import { it } from 'vitest';
@@ -11,14 +13,14 @@ import { attentionCaseArb, keyMaskValues, values, type AttentionCase } from '../
 import { cpu, describeGpu, expectClose, gpu } from '../../../helpers/webgpu.js';
 
 /** Output and q, k, v gradients of sum(attention(q, k, v) · w) on a backend. */
-async function run(backend: Backend, c: AttentionCase, f: typeof attention): Promise<number[][]> {
+async function run(backend: Backend, c: AttentionCase, f: typeof attention, maskOf = keyMaskValues): Promise<number[][]> {
   const out = tidy(() => {
     const o = { backend };
     const q = tensor(values(c.B * c.H * c.tq * c.D, c.seed), [c.B, c.H, c.tq, c.D], o);
     const k = tensor(values(c.B * c.H * c.tk * c.D, c.seed + 1), [c.B, c.H, c.tk, c.D], o);
     const v = tensor(values(c.B * c.H * c.tk * c.D, c.seed + 2), [c.B, c.H, c.tk, c.D], o);
     const w = tensor(values(c.B * c.H * c.tq * c.D, c.seed + 3), [c.B, c.H, c.tq, c.D], o);
-    const opts: AttentionOptions = { causal: c.causal, keyMask: c.masked ? tensor(keyMaskValues(c), [c.B, c.tk], o) : undefined };
+    const opts: AttentionOptions = { causal: c.causal, keyMask: c.masked ? tensor(maskOf(c), [c.B, c.tk], o) : undefined };
     for (const t of [q, k, v]) t.requiresGrad = true;
     const y = f(q, k, v, opts);
     backward(sum(mul(y, w)));
@@ -35,11 +37,36 @@ const gpuCaseArb = fc.tuple(attentionCaseArb, fc.constantFrom(1, 7, 32), fc.inte
 
 const names = ['out', 'dq', 'dk', 'dv'];
 
+/**
+ * Cases where some rows keep no key: tq > tk (causal rows before tq − tk see none), and key masks
+ * that drop the first keys of batch 0 (causal rows seeing only those keep none) and, with B > 1,
+ * every key of batch 1. Sizes reach past one workgroup's block of rows (32 on lavapipe).
+ */
+const degenerateCaseArb = fc.tuple(attentionCaseArb, fc.constantFrom(1, 7, 32), fc.integer({ min: 1, max: 70 }), fc.integer({ min: -9, max: 9 }))
+  .map(([c, D, tq, dt]) => ({ ...c, D, tq, tk: Math.max(1, tq + dt) }));
+
+function droppingMask(c: AttentionCase): number[] {
+  return Array.from({ length: c.B * c.tk }, (_, n) => {
+    const [b, j] = [Math.floor(n / c.tk), n % c.tk];
+    if (b === 1) return 0;
+    if (b === 0 && j < 3) return 0;
+    return (n * 7 + c.seed) % 3 !== 0 ? 1 : 0;
+  });
+}
+
 describeGpu('fused attention on WebGPU', () => {
   it('matches the CPU backend in values and gradients (f32, within 2e-5 + 1e-4·|cpu|)', async () => {
     await fc.assert(fc.asyncProperty(gpuCaseArb, async (c) => {
       const g = await run(gpu, c, attention);
       const r = await run(cpu, c, attention);
+      g.forEach((xs, i) => expectClose(xs, r[i], 2e-5, 1e-4, `${names[i]} ${JSON.stringify(c)}`));
+    }), { numRuns: 12 });
+  });
+
+  it('matches the CPU backend where rows keep no key (tq > tk, masks dropping the first or all keys)', async () => {
+    await fc.assert(fc.asyncProperty(degenerateCaseArb, async (c) => {
+      const g = await run(gpu, c, attention, droppingMask);
+      const r = await run(cpu, c, attention, droppingMask);
       g.forEach((xs, i) => expectClose(xs, r[i], 2e-5, 1e-4, `${names[i]} ${JSON.stringify(c)}`));
     }), { numRuns: 12 });
   });
