@@ -3,9 +3,9 @@
 //
 // Dispatch geometry: forward, by RowForm (rows.ts): one 64-invocation workgroup per row
 // ('workgroup', rowGrid) or one invocation per row ('invocation', 64 rows per workgroup); backward,
-// a grid-stride loop over the logits (at most maxGroups workgroups of 256, as the elementwise kernels).
+// at most maxGroups workgroups of 64 taking rows in turn (a few per core on a software adapter).
 
-import { flatIndexWGSL, gridStride, gridStrideLoopWGSL, HARDWARE_MAX_GROUPS, packUniforms, type Launch } from './kernel.js';
+import { flatIndexWGSL, HARDWARE_MAX_GROUPS, MAX_WORKGROUPS_PER_DIM, packUniforms, type Launch } from './kernel.js';
 import { LOWEST_F32, ONLINE_MAX_SUM_WGSL, ROW_INDEX_WGSL, ROW_REDUCE_WGSL, ROWS_PER_INVOCATION_GROUP, rowFormGrid, type RowForm } from './rows.js';
 
 const NAN_BITS = 0x7fc00000;
@@ -67,10 +67,13 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec
 }
 `;
 
-const BACKWARD_WORKGROUP = 256;
+const BACKWARD_WORKGROUP = 64;
 
+// dlogits[r, c] = dlogp[r] * (onehot(t[r])[c] - exp(logits[r, c] - lse[r])), zero where t[r] < 0.
+// Workgroups take rows in turn (row = wid.x, wid.x + nwg.x, ...), lanes stride over the columns:
+// no integer division per element (lavapipe runs u32 division lane by lane) and contiguous loads.
 const BACKWARD_WGSL = /* wgsl */ `
-struct Uniforms { rows: u32, cols: u32, n: u32, pad: u32 }
+struct Uniforms { rows: u32, cols: u32, pad0: u32, pad1: u32 }
 @group(0) @binding(0) var<uniform> u: Uniforms;
 @group(0) @binding(1) var<storage, read> dlogp: array<f32>;
 @group(0) @binding(2) var<storage, read> logits: array<f32>;
@@ -78,20 +81,21 @@ struct Uniforms { rows: u32, cols: u32, n: u32, pad: u32 }
 @group(0) @binding(4) var<storage, read> targets: array<i32>;
 @group(0) @binding(5) var<storage, read_write> dlogits: array<f32>;
 
-// dlogits[r, c] = dlogp[r] * (onehot(t[r])[c] - exp(logits[r, c] - lse[r])), zero where t[r] < 0.
 @compute @workgroup_size(${BACKWARD_WORKGROUP})
 fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>,
         @builtin(local_invocation_index) lid: u32) {
-  ${gridStrideLoopWGSL(BACKWARD_WORKGROUP)} {
-    let r = i / u.cols;
-    let c = i - r * u.cols;
+  for (var r = wid.x; r < u.rows; r = r + nwg.x) {
     let t = targets[r];
-    var d = 0.0;
-    if (t >= 0) {
-      let g = dlogp[r];
-      d = select(0.0, g, u32(t) == c) - g * exp(logits[i] - lse[r]);
+    let base = r * u.cols;
+    if (t < 0) {
+      for (var c = lid; c < u.cols; c = c + ${BACKWARD_WORKGROUP}u) { dlogits[base + c] = 0.0; }
+      continue;
     }
-    dlogits[i] = d;
+    let g = dlogp[r];
+    let l = lse[r];
+    for (var c = lid; c < u.cols; c = c + ${BACKWARD_WORKGROUP}u) {
+      dlogits[base + c] = select(0.0, g, u32(t) == c) - g * exp(logits[base + c] - l);
+    }
   }
 }
 `;
@@ -111,10 +115,9 @@ export function gatherLogProbsLaunch(rows: number, cols: number, form: RowForm =
  * grid-stride workgroups (the backend passes a few per core on a software adapter).
  */
 export function gatherLogProbsBackwardLaunch(rows: number, cols: number, maxGroups = HARDWARE_MAX_GROUPS): Launch {
-  const n = rows * cols;
   return {
     kernel: { name: 'gatherLogProbsBackward', code: BACKWARD_WGSL, storage: ['read', 'read', 'read', 'read', 'read_write'] },
-    uniforms: packUniforms([['u32', rows], ['u32', cols], ['u32', n], ['u32', 0]]),
-    workgroups: gridStride(n, BACKWARD_WORKGROUP, maxGroups),
+    uniforms: packUniforms([['u32', rows], ['u32', cols], ['u32', 0], ['u32', 0]]),
+    workgroups: [Math.max(1, Math.min(rows, maxGroups, MAX_WORKGROUPS_PER_DIM)), 1, 1],
   };
 }
