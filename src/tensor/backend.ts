@@ -156,4 +156,26 @@ export interface Backend {
 
   /** One AdamW step in place on param, m, v (decoupled weight decay, bias-corrected). */
   adamw(param: Storage, grad: Storage, m: Storage, v: Storage, p: AdamWParams): void;
+  /**
+   * adamw on every entry, with the same result as calling it for each; a backend may batch them
+   * into a few kernels (a multi-tensor optimizer step). Each entry's storages are distinct.
+   */
+  adamwMany(updates: readonly AdamWUpdate[]): void;
+  /** Σ x² over all elements of all xs, as a one-element storage (for global gradient norms). */
+  sumSquares(xs: readonly Storage[]): Storage;
+  /**
+   * Gradient clipping in place: every x ← x · min(1, maxNorm / (norm[0] + 1e-6)), with norm a
+   * one-element storage on the device (nothing is read back). The scale is formed in the dtype's
+   * arithmetic: (norm + 1e-6), then maxNorm / that, then the minimum with 1.
+   */
+  clipByNorm(xs: readonly Storage[], norm: Storage, maxNorm: number): void;
+}
+
+/** One parameter of a multi-tensor AdamW step. */
+export interface AdamWUpdate {
+  param: Storage;
+  grad: Storage;
+  m: Storage;
+  v: Storage;
+  p: AdamWParams;
 }

@@ -1,7 +1,7 @@
 // The CPU reference backend: plain loops over Float32Array / Float64Array / Int32Array, written to
 // be read. Every WebGPU kernel is checked against these.
 
-import type { AdamWParams, AttentionParams, Backend, BinaryOp, MatmulParams, MemoryStats, ReduceOp, Storage, UnaryOp } from '../../backend.js';
+import type { AdamWParams, AdamWUpdate, AttentionParams, Backend, BinaryOp, MatmulParams, MemoryStats, ReduceOp, Storage, UnaryOp } from '../../backend.js';
 import { arrayFor, bytesPerElement, type DType, type TypedArray } from '../../dtype.js';
 import { contiguousStrides, sizeOf } from '../../shape.js';
 import { fillNormal, fillUniform } from '../../random/philox.js';
@@ -421,6 +421,30 @@ export class CpuBackend implements Backend {
       V[i] = p.beta2 * V[i] + (1 - p.beta2) * g * g;
       const update = M[i] / bc1 / (Math.sqrt(V[i] / bc2) + p.eps);
       P[i] = P[i] * (1 - p.lr * p.weightDecay) - p.lr * update;
+    }
+  }
+
+  adamwMany(updates: readonly AdamWUpdate[]): void {
+    for (const u of updates) this.adamw(u.param, u.grad, u.m, u.v, u.p);
+  }
+
+  sumSquares(xs: readonly Storage[]): Storage {
+    // Accumulated in f64 and rounded once to the dtype (of the first storage).
+    let acc = 0;
+    for (const x of xs) {
+      const a = this.arr(x);
+      for (let i = 0; i < a.length; i++) acc += a[i] * a[i];
+    }
+    return this.upload(xs[0]?.dtype ?? 'f32', [acc]);
+  }
+
+  clipByNorm(xs: readonly Storage[], norm: Storage, maxNorm: number): void {
+    // Each step rounded to the dtype, as the composed ops (add, div, minimum, mul) round.
+    const round = norm.dtype === 'f32' ? Math.fround : (v: number) => v;
+    const scale = Math.min(round(round(maxNorm) / round(this.arr(norm)[0] + round(1e-6))), 1);
+    for (const x of xs) {
+      const a = this.arr(x);
+      for (let i = 0; i < a.length; i++) a[i] = a[i] * scale;
     }
   }
 }

@@ -5,7 +5,7 @@
 // The heavy methods (matmul, indexing, fused rows, random, AdamW) run the builders of src/shaders;
 // each builder documents its own storage order, which this file adapts to the contract.
 
-import type { AdamWParams, AttentionParams, Backend, BinaryOp, MatmulParams, MemoryStats, ReduceOp, Storage, UnaryOp } from '../../backend.js';
+import type { AdamWParams, AdamWUpdate, AttentionParams, Backend, BinaryOp, MatmulParams, MemoryStats, ReduceOp, Storage, UnaryOp } from '../../backend.js';
 import { arrayFor, type DType, type TypedArray } from '../../dtype.js';
 import { contiguousStrides, sizeOf } from '../../shape.js';
 import { cpus } from 'node:os';
@@ -17,10 +17,10 @@ import { indexAddLaunch, indexSelectLaunch } from '../../../shaders/embedding.js
 import { layerNormBackwardLaunches, layerNormLaunch } from '../../../shaders/layernorm.js';
 import { chooseMatmulVariant, MATMUL_MAX_BATCH_RANK, matmulLaunch } from '../../../shaders/matmul.js';
 import { copyLaunch } from '../../../shaders/movement.js';
-import { adamwLaunch } from '../../../shaders/optimizer.js';
+import { adamwLaunch, adamwMultiLaunch, clipScaleLaunch } from '../../../shaders/optimizer.js';
 import { randomLaunch } from '../../../shaders/random.js';
 import { softmaxBackwardLaunch, softmaxLaunch } from '../../../shaders/softmax.js';
-import { reduceGenericLaunch, reduceRowsLaunch } from '../../../shaders/reduce.js';
+import { reduceGenericLaunch, reduceRowsLaunch, sumSquaresLaunch } from '../../../shaders/reduce.js';
 import { collapseDims } from '../../../shaders/strided.js';
 import { openDevice, type DeviceOptions } from './device.js';
 import { GpuRuntime, type Counters } from './runtime.js';
@@ -48,6 +48,14 @@ const SOFTWARE_GROUPS_PER_CORE = 8;
 /** Row length at or above which a last-axes reduction uses a workgroup per row. */
 const ROW_REDUCE_MIN_COLS = 128;
 
+/** Parameters per multi-tensor AdamW dispatch at most (each binds four storage buffers). */
+const ADAMW_MAX_SLOTS = 8;
+/** Tensors per sumSquares / clipByNorm dispatch at most (one storage buffer each, plus one). */
+const MULTI_MAX_SLOTS = 15;
+/** Workgroups per tensor of sumSquares: a few per core on a software adapter, more on hardware. */
+const SOFTWARE_SUMSQ_GROUPS_PER_CORE = 2;
+const HARDWARE_SUMSQ_GROUPS = 32;
+
 export class WebGPUBackend implements Backend {
   readonly name = 'webgpu';
   readonly dtypes = ['f32', 'i32'] as const;
@@ -55,8 +63,12 @@ export class WebGPUBackend implements Backend {
   /** Workgroup cap of the grid-stride (elementwise, copy) kernels. */
   private readonly groups: number;
 
+  /** Storage buffers one dispatch may bind (the device's limit; WebGPU guarantees 8). */
+  private readonly maxStorage: number;
+
   private constructor(private readonly rt: GpuRuntime) {
     this.groups = rt.isSoftware ? SOFTWARE_GROUPS_PER_CORE * Math.max(1, cpus().length) : HARDWARE_MAX_GROUPS;
+    this.maxStorage = rt.device.limits.maxStorageBuffersPerShaderStage;
   }
 
   /**
@@ -347,5 +359,47 @@ export class WebGPUBackend implements Backend {
 
   adamw(param: Storage, grad: Storage, m: Storage, v: Storage, p: AdamWParams): void {
     this.run(adamwLaunch(param.size, p), [param, grad, m, v], param.size);
+  }
+
+  // ---- multi-tensor kernels: many tensors per dispatch, up to the storage-binding limit ----
+
+  adamwMany(updates: readonly AdamWUpdate[]): void {
+    const live = updates.filter((u) => u.param.size > 0);
+    const slots = Math.max(1, Math.min(ADAMW_MAX_SLOTS, Math.floor(this.maxStorage / 4)));
+    for (let i = 0; i < live.length; i += slots) {
+      const chunk = live.slice(i, i + slots);
+      const launch = adamwMultiLaunch(chunk.map((u) => ({ size: u.param.size, p: u.p })), this.groups);
+      this.run(launch, chunk.flatMap((u) => [u.param, u.grad, u.m, u.v]), 1);
+    }
+  }
+
+  sumSquares(xs: readonly Storage[]): Storage {
+    const live = xs.filter((x) => x.size > 0);
+    for (const x of live) if (x.dtype !== 'f32') throw new Error(`webgpu sumSquares: dtype ${x.dtype} is not supported (f32 only)`);
+    if (live.length === 0) {
+      const zero = this.alloc('f32', 1);
+      this.fill(zero, 0);
+      return zero;
+    }
+    const groups = this.rt.isSoftware ? SOFTWARE_SUMSQ_GROUPS_PER_CORE * Math.max(1, cpus().length) : HARDWARE_SUMSQ_GROUPS;
+    const slots = Math.max(1, Math.min(MULTI_MAX_SLOTS, this.maxStorage - 1));
+    const partials = this.alloc('f32', live.length * groups);
+    for (let i = 0; i < live.length; i += slots) {
+      const chunk = live.slice(i, i + slots);
+      this.run(sumSquaresLaunch(chunk.map((x) => x.size), i, groups), [...chunk, partials], 1);
+    }
+    const out = this.reduce('sum', partials, [partials.size], [0]);
+    this.free(partials);
+    return out;
+  }
+
+  clipByNorm(xs: readonly Storage[], norm: Storage, maxNorm: number): void {
+    const live = xs.filter((x) => x.size > 0);
+    for (const x of live) if (x.dtype !== 'f32') throw new Error(`webgpu clipByNorm: dtype ${x.dtype} is not supported (f32 only)`);
+    const slots = Math.max(1, Math.min(MULTI_MAX_SLOTS, this.maxStorage - 1));
+    for (let i = 0; i < live.length; i += slots) {
+      const chunk = live.slice(i, i + slots);
+      this.run(clipScaleLaunch(chunk.map((x) => x.size), maxNorm, this.groups), [norm, ...chunk], 1);
+    }
   }
 }
