@@ -40,20 +40,15 @@ function config(ganpo: boolean): TrainConfig {
   return c;
 }
 
-/** The first stack frame in our sources outside the tensor engine: the code that asked for the dispatch. */
+/**
+ * The first stack frame in our sources outside the backends: a src/ganpo or src/nn line for
+ * forward work, a src/tensor op file (its VJP) or autograd for backward work.
+ */
 function origin(): string {
   const lines = (new Error().stack ?? '').split('\n').slice(2);
   for (const l of lines) {
-    const m = /(src\/(?:ganpo|nn)\/[\w/]+\.(?:js|ts)):(\d+)/.exec(l);
-    if (m) {
-      const fn = /at (?:async )?([\w.$<>]+) /.exec(l)?.[1] ?? '?';
-      return `${m[1].replace(/\.js$/, '')}:${m[2]} ${fn}`;
-    }
-  }
-  // Backward and helpers: the op file under src/tensor that asked for it.
-  for (const l of lines) {
-    const m = /src\/tensor\/(ops\/\w+|autograd)\.(?:js|ts):(\d+)/.exec(l);
-    if (m && !l.includes('/backends/')) return `(tensor) ${m[1]}:${m[2]} ${/at (?:async )?([\w.$<>]+) /.exec(l)?.[1] ?? '?'}`;
+    const m = /src\/(ganpo\/[\w/]+|nn\/[\w/]+|tensor\/ops\/\w+|tensor\/autograd)\.(?:js|ts):(\d+)/.exec(l);
+    if (m) return `${m[1]}:${m[2]} ${/at (?:async )?([\w.$<>]+) /.exec(l)?.[1] ?? '?'}`;
   }
   return '(other)';
 }

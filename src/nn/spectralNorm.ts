@@ -2,7 +2,7 @@
 // divided by an estimate of its largest singular value, kept by one power iteration per training
 // forward, which bounds the layer's Lipschitz constant (the GAN critics rely on it).
 
-import { noGrad } from '../tensor/autograd.js';
+import { isGradEnabled, noGrad } from '../tensor/autograd.js';
 import { div, maximum, mul, sqrt, square } from '../tensor/ops/elementwise.js';
 import { matmulT } from '../tensor/ops/matmul.js';
 import { clone, reshape } from '../tensor/ops/movement.js';
@@ -77,7 +77,14 @@ export class SpectralNormLinear extends Module {
   /** W/σ, after a power iteration in training mode. */
   weight(): Tensor {
     if (this.training) this.powerIteration();
-    return div(this.weight_orig, this.sigma());
+    if (this.weight_orig.requiresGrad && isGradEnabled()) return div(this.weight_orig, this.sigma());
+    // Frozen (the GANPO generator step) or no gradient: W/σ is a constant of this forward, so it
+    // needs no graph, and no copies of u and v to protect one (the same values).
+    return noGrad(() => tidy(() => {
+      const u = reshape(this.weight_u, [this.outFeatures, 1]);
+      const v = reshape(this.weight_v, [this.inFeatures, 1]);
+      return div(this.weight_orig, sum(mul(u, matmulT(this.weight_orig, v))));
+    }));
   }
 
   forward(x: Tensor): Tensor {

@@ -45,3 +45,37 @@ export function randomLaunch(kind: 'uniform' | 'normal', size: number, key: [num
     workgroups: grid1d(size, WORKGROUP),
   };
 }
+
+const DROPOUT_MASK_WGSL = /* wgsl */ `
+struct Uniforms { size: u32, key0: u32, key1: u32, offsetLo: u32, offsetHi: u32, keep: f32, scale: f32, pad0: u32 }
+@group(0) @binding(0) var<uniform> u: Uniforms;
+@group(0) @binding(1) var<storage, read_write> out: array<f32>;
+${philoxWGSL}
+${flatIndexWGSL(WORKGROUP)}
+
+@compute @workgroup_size(${WORKGROUP})
+fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>,
+        @builtin(local_invocation_index) lid: u32) {
+  let i = flatIndex(wid, nwg, lid);
+  if (i >= u.size) { return; }
+  let r = philoxUniform(vec2<u32>(u.key0, u.key1), u.offsetLo, u.offsetHi, i);
+  out[i] = select(0.0, u.scale, r < u.keep);
+}
+`;
+
+/**
+ * A dropout mask in one kernel: scale where the uniform draw of element i is below keep, else 0
+ * (keep = 1 − p and scale = 1/(1 − p), rounded to f32 by the caller's uniforms), the values of
+ * (uniform < keep) · scale composed from randomLaunch; storage [out: read_write].
+ */
+export function dropoutMaskLaunch(size: number, key: [number, number], offset: number, keep: number, scale: number): Launch {
+  if (!Number.isSafeInteger(offset) || offset < 0 || size > 2 ** 53 - offset) {
+    throw new RangeError(`dropoutMask: offset ${offset} with ${size} elements leaves [0, 2^53)`);
+  }
+  const [lo, hi] = splitOffset(offset);
+  return {
+    kernel: { name: 'dropoutMask', code: DROPOUT_MASK_WGSL, storage: ['read_write'] },
+    uniforms: packUniforms([['u32', size], ['u32', key[0]], ['u32', key[1]], ['u32', lo], ['u32', hi], ['f32', keep], ['f32', scale], ['u32', 0]]),
+    workgroups: grid1d(size, WORKGROUP),
+  };
+}

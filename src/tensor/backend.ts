@@ -153,6 +153,12 @@ export interface Backend {
    * stream position offset + i under key, so every backend produces the same values.
    */
   random(kind: 'uniform' | 'normal', dtype: DType, size: number, key: readonly [number, number], offset: number): Storage;
+  /**
+   * A dropout mask from the same stream as random('uniform', ...): element i is 1/(1 − p) where
+   * its uniform draw is below 1 − p, else 0, both constants rounded to the dtype (the values of
+   * (uniform < 1 − p) · (1/(1 − p)) computed with the elementwise ops).
+   */
+  dropoutMask(dtype: DType, size: number, key: readonly [number, number], offset: number, p: number): Storage;
 
   /** One AdamW step in place on param, m, v (decoupled weight decay, bias-corrected). */
   adamw(param: Storage, grad: Storage, m: Storage, v: Storage, p: AdamWParams): void;

@@ -408,6 +408,16 @@ export class CpuBackend implements Backend {
     return this.wrap(dtype, out);
   }
 
+  dropoutMask(dtype: DType, size: number, key: readonly [number, number], offset: number, p: number): Storage {
+    const out = dtype === 'f64' ? new Float64Array(size) : new Float32Array(size);
+    fillUniform(out, [key[0], key[1]], offset);
+    const round = dtype === 'f64' ? (v: number) => v : Math.fround;
+    const keep = round(1 - p);
+    const scale = round(1 / (1 - p));
+    for (let i = 0; i < size; i++) out[i] = out[i] < keep ? scale : 0;
+    return this.wrap(dtype, out);
+  }
+
   adamw(param: Storage, grad: Storage, m: Storage, v: Storage, p: AdamWParams): void {
     const P = this.arr(param);
     const G = this.arr(grad);

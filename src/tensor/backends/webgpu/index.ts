@@ -18,7 +18,7 @@ import { layerNormBackwardLaunches, layerNormLaunch } from '../../../shaders/lay
 import { chooseMatmulVariant, MATMUL_MAX_BATCH_RANK, matmulLaunch } from '../../../shaders/matmul.js';
 import { copyLaunch } from '../../../shaders/movement.js';
 import { adamwLaunch, adamwMultiLaunch, clipScaleLaunch } from '../../../shaders/optimizer.js';
-import { randomLaunch } from '../../../shaders/random.js';
+import { dropoutMaskLaunch, randomLaunch } from '../../../shaders/random.js';
 import { softmaxBackwardLaunch, softmaxLaunch } from '../../../shaders/softmax.js';
 import { reduceGenericLaunch, reduceRowsLaunch, sumSquaresLaunch } from '../../../shaders/reduce.js';
 import { collapseDims } from '../../../shaders/strided.js';
@@ -354,6 +354,13 @@ export class WebGPUBackend implements Backend {
     if (dtype !== 'f32') throw new Error(`webgpu random: dtype ${dtype} is not supported (f32 only)`);
     const out = this.alloc(dtype, size);
     this.run(randomLaunch(kind, size, [key[0], key[1]], offset), [out], size);
+    return out;
+  }
+
+  dropoutMask(dtype: DType, size: number, key: readonly [number, number], offset: number, p: number): Storage {
+    if (dtype !== 'f32') throw new Error(`webgpu dropoutMask: dtype ${dtype} is not supported (f32 only)`);
+    const out = this.alloc(dtype, size);
+    this.run(dropoutMaskLaunch(size, [key[0], key[1]], offset, Math.fround(1 - p), Math.fround(1 / (1 - p))), [out], size);
     return out;
   }
 

@@ -111,6 +111,18 @@ describeGpu('webgpu heavy kernels', () => {
     }), RUNS);
   });
 
+  it('dropoutMask is bit-identical to the CPU and to (uniform < 1 − p) · 1/(1 − p) from random', async () => {
+    const u32 = fc.integer({ min: 0, max: 2 ** 32 - 1 });
+    await fc.assert(fc.asyncProperty(fc.integer({ min: 0, max: 3000 }), u32, u32, fc.integer({ min: 0, max: MAX_OFFSET - 4000 }), fc.constantFrom(0.1, 0.5, 0.01, 0.9),
+      async (n, k0, k1, offset, p) => {
+        const [g, c] = await readBoth(gpu.dropoutMask('f32', n, [k0, k1], offset, p), cpu.dropoutMask('f32', n, [k0, k1], offset, p));
+        expect([...g]).toEqual([...c]);
+        const u = cpu.readSync(cpu.random('uniform', 'f32', n, [k0, k1], offset));
+        const keep = Math.fround(1 - p);
+        expect([...c]).toEqual([...u].map((x) => (x < keep ? Math.fround(1 / (1 - p)) : 0)));
+      }), RUNS);
+  });
+
   it('adamw updates param, m and v in place like the CPU within 1e-6 + 1e-5·|cpu|', async () => {
     await fc.assert(fc.asyncProperty(fc.integer({ min: 0, max: 50 }), fc.integer({ min: 1, max: 20 }), seed, async (n, step, sd) => {
       const p = { lr: 1e-2, beta1: 0.9, beta2: 0.999, eps: 1e-8, weightDecay: 0.1, step };
