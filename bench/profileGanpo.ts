@@ -2,7 +2,8 @@
 // settings (bench/entries/training.ts): the steps' wall times, interleaved in one process, then the
 // dispatches of one step of each, replayed one at a time (submit, wait) so GPU time is attributed
 // per kernel. With ORIGIN=1 dispatches are also grouped by the first src/ganpo, src/nn or trainer
-// frame of the call stack that recorded them (where in the step they come from).
+// frame of the call stack that recorded them (where in the step they come from); DETAIL=1 splits
+// matmuls by shape.
 // Run: node dist/bench/profileGanpo.js [steps] (after `npx tsc -p tsconfig.json --outDir dist`).
 // Exits explicitly (Dawn keeps the process alive).
 
@@ -51,6 +52,13 @@ function origin(): string {
     if (m) return `${m[1]}:${m[2]} ${/at (?:async )?([\w.$<>]+) /.exec(l)?.[1] ?? '?'}`;
   }
   return '(other)';
+}
+
+/** The kernel name, with the matmul's M×N×K and batch when DETAIL=1. */
+function detailKey(l: Launch): string {
+  const u = l.uniforms;
+  if (process.env.DETAIL !== '1' || !l.kernel.name.startsWith('matmul')) return l.kernel.name;
+  return `${l.kernel.name} ${u[0]}x${u[1]}x${u[2]} b${u[3]}`;
 }
 
 async function main(): Promise<void> {
@@ -123,7 +131,7 @@ async function main(): Promise<void> {
         samples.push((performance.now() - t0 - base) / reps);
       }
       const ms = Math.max(0, Math.min(...samples));
-      for (const [map, key] of [[byKernel, r.launch.kernel.name], [byOrigin, r.origin]] as const) {
+      for (const [map, key] of [[byKernel, detailKey(r.launch)], [byOrigin, r.origin]] as const) {
         const e = map.get(key) ?? { ms: 0, n: 0 };
         e.ms += ms;
         e.n++;
@@ -136,7 +144,7 @@ async function main(): Promise<void> {
       console.log(`\n${kind}: ${title} — replayed kernel time ${total.toFixed(0)} ms over ${recs[kind].length} dispatches (wait ${base.toFixed(3)} ms subtracted each)`);
       for (const [name, e] of rows.slice(0, top)) console.log(`  ${name.padEnd(56)} ${e.ms.toFixed(1).padStart(8)} ms  ${String(e.n).padStart(5)}x`);
     };
-    show('by kernel', byKernel, 30);
+    show('by kernel', byKernel, Number(process.env.TOP ?? 30));
     if (withOrigin) show('by origin', byOrigin, Number(process.env.TOP ?? 60));
   }
   for (const t of Object.values(trainers)) t.dispose();

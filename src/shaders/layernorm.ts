@@ -2,8 +2,10 @@
 // rstd), dx per row, and dgamma/dbeta as column sums over rows. Statistics are two-pass in f32
 // (mean, then the mean of squared deviations), the same formula as the CPU reference.
 //
-// Dispatch geometry: forward and dx, one 64-invocation workgroup per row (rowGrid); dgamma/dbeta,
-// one invocation per column (grid1d over cols, 64 per workgroup).
+// Dispatch geometry: forward and dx, one 64-invocation workgroup per row (rowGrid), or in the
+// 'thread' variant one invocation per row (grid1d over rows, 64 per workgroup): on a software
+// adapter every workgroup and barrier costs microseconds, so short rows are cheaper walked serially
+// by one invocation. dgamma/dbeta, one invocation per column (grid1d over cols, 64 per workgroup).
 
 import { flatIndexWGSL, grid1d, packUniforms, type Launch } from './kernel.js';
 import { ROW_INDEX_WGSL, ROW_REDUCE_WGSL, rowGrid } from './rows.js';
@@ -78,6 +80,78 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec
 }
 `;
 
+/** 'workgroup': a workgroup per row (tree sums); 'thread': an invocation per row (serial sums). */
+export type LayerNormVariant = 'workgroup' | 'thread';
+
+const THREAD_WORKGROUP = 64;
+
+// The 'thread' forward: the same two-pass statistics, summed serially by one invocation.
+const FORWARD_THREAD_WGSL = /* wgsl */ `
+struct Uniforms { rows: u32, cols: u32, eps: f32, pad: u32 }
+@group(0) @binding(0) var<uniform> u: Uniforms;
+@group(0) @binding(1) var<storage, read> x: array<f32>;
+@group(0) @binding(2) var<storage, read> gamma: array<f32>;
+@group(0) @binding(3) var<storage, read> beta: array<f32>;
+@group(0) @binding(4) var<storage, read_write> y: array<f32>;
+@group(0) @binding(5) var<storage, read_write> mean: array<f32>;
+@group(0) @binding(6) var<storage, read_write> rstd: array<f32>;
+${flatIndexWGSL(THREAD_WORKGROUP)}
+@compute @workgroup_size(${THREAD_WORKGROUP})
+fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>,
+        @builtin(local_invocation_index) lid: u32) {
+  let row = flatIndex(wid, nwg, lid);
+  if (row >= u.rows) { return; }
+  let base = row * u.cols;
+  let n = f32(u.cols);
+  var s = 0.0;
+  for (var c = 0u; c < u.cols; c = c + 1u) { s = s + x[base + c]; }
+  let mu = s / n;
+  var d2 = 0.0;
+  for (var c = 0u; c < u.cols; c = c + 1u) {
+    let d = x[base + c] - mu;
+    d2 = d2 + d * d;
+  }
+  let rs = 1.0 / sqrt(d2 / n + u.eps);
+  for (var c = 0u; c < u.cols; c = c + 1u) {
+    y[base + c] = (x[base + c] - mu) * rs * gamma[c] + beta[c];
+  }
+  mean[row] = mu;
+  rstd[row] = rs;
+}
+`;
+
+// The 'thread' dx: the same formula as DX_WGSL with serial row sums.
+const DX_THREAD_WGSL = /* wgsl */ `
+struct Uniforms { rows: u32, cols: u32, pad0: u32, pad1: u32 }
+@group(0) @binding(0) var<uniform> u: Uniforms;
+@group(0) @binding(1) var<storage, read> dy: array<f32>;
+@group(0) @binding(2) var<storage, read> x: array<f32>;
+@group(0) @binding(3) var<storage, read> gamma: array<f32>;
+@group(0) @binding(4) var<storage, read> mean: array<f32>;
+@group(0) @binding(5) var<storage, read> rstd: array<f32>;
+@group(0) @binding(6) var<storage, read_write> dx: array<f32>;
+${flatIndexWGSL(THREAD_WORKGROUP)}
+@compute @workgroup_size(${THREAD_WORKGROUP})
+fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>,
+        @builtin(local_invocation_index) lid: u32) {
+  let row = flatIndex(wid, nwg, lid);
+  if (row >= u.rows) { return; }
+  let base = row * u.cols;
+  let mu = mean[row];
+  let rs = rstd[row];
+  var sums = vec2<f32>(0.0);
+  for (var c = 0u; c < u.cols; c = c + 1u) {
+    let g = dy[base + c] * gamma[c];
+    sums = sums + vec2<f32>(g, g * (x[base + c] - mu) * rs);
+  }
+  let n = f32(u.cols);
+  for (var c = 0u; c < u.cols; c = c + 1u) {
+    let xhat = (x[base + c] - mu) * rs;
+    dx[base + c] = rs / n * (n * dy[base + c] * gamma[c] - sums.x - xhat * sums.y);
+  }
+}
+`;
+
 const PARAM_GRAD_WORKGROUP = 64;
 
 const PARAM_GRAD_WGSL = /* wgsl */ `
@@ -112,11 +186,12 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec
 `;
 
 /** Storage [x, gamma, beta: read; y, mean, rstd: read_write]; mean and rstd are per row. */
-export function layerNormLaunch(rows: number, cols: number, eps: number): Launch {
+export function layerNormLaunch(rows: number, cols: number, eps: number, variant: LayerNormVariant = 'workgroup'): Launch {
+  const thread = variant === 'thread';
   return {
-    kernel: { name: 'layerNorm', code: FORWARD_WGSL, storage: ['read', 'read', 'read', 'read_write', 'read_write', 'read_write'] },
+    kernel: { name: thread ? 'layerNorm[thread]' : 'layerNorm', code: thread ? FORWARD_THREAD_WGSL : FORWARD_WGSL, storage: ['read', 'read', 'read', 'read_write', 'read_write', 'read_write'] },
     uniforms: packUniforms([['u32', rows], ['u32', cols], ['f32', eps], ['u32', 0]]),
-    workgroups: rowGrid(rows),
+    workgroups: thread ? grid1d(rows, THREAD_WORKGROUP) : rowGrid(rows),
   };
 }
 
@@ -124,13 +199,14 @@ export function layerNormLaunch(rows: number, cols: number, eps: number): Launch
  * Two launches, independent of each other: dx with storage [dy, x, gamma, mean, rstd: read;
  * dx: read_write], and dgamma/dbeta with storage [dy, x, mean, rstd: read; dgamma, dbeta: read_write].
  */
-export function layerNormBackwardLaunches(rows: number, cols: number): { dx: Launch; params: Launch } {
+export function layerNormBackwardLaunches(rows: number, cols: number, variant: LayerNormVariant = 'workgroup'): { dx: Launch; params: Launch } {
   const uniforms = packUniforms([['u32', rows], ['u32', cols], ['u32', 0], ['u32', 0]]);
+  const thread = variant === 'thread';
   return {
     dx: {
-      kernel: { name: 'layerNormBackward[dx]', code: DX_WGSL, storage: ['read', 'read', 'read', 'read', 'read', 'read_write'] },
+      kernel: { name: thread ? 'layerNormBackward[dx,thread]' : 'layerNormBackward[dx]', code: thread ? DX_THREAD_WGSL : DX_WGSL, storage: ['read', 'read', 'read', 'read', 'read', 'read_write'] },
       uniforms,
-      workgroups: rowGrid(rows),
+      workgroups: thread ? grid1d(rows, THREAD_WORKGROUP) : rowGrid(rows),
     },
     params: {
       kernel: { name: 'layerNormBackward[dgamma,dbeta]', code: PARAM_GRAD_WGSL, storage: ['read', 'read', 'read', 'read', 'read_write', 'read_write'] },

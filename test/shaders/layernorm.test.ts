@@ -3,7 +3,7 @@
 
 import fc from 'fast-check';
 import { afterAll, describe, it } from 'vitest';
-import { layerNormBackwardLaunches, layerNormLaunch } from '../../src/shaders/layernorm.js';
+import { layerNormBackwardLaunches, layerNormLaunch, type LayerNormVariant } from '../../src/shaders/layernorm.js';
 import { CpuBackend } from '../../src/tensor/backends/cpu/index.js';
 import { expectClose, maxAbs, nanFilled, openHarness, seededFloats } from '../helpers/kernelHarness.js';
 
@@ -21,7 +21,7 @@ const caseArb: fc.Arbitrary<Case> = fc.record({
   offset: fc.constantFrom(0, 3, 100),
 });
 
-async function check(c: Case): Promise<void> {
+async function check(c: Case, variant: LayerNormVariant = 'workgroup'): Promise<void> {
   const { rows, cols } = c;
   const x = seededFloats(rows * cols, c.seed, 2).map((v) => v + c.offset);
   const gamma = seededFloats(cols, c.seed + 1, 1.5);
@@ -29,9 +29,9 @@ async function check(c: Case): Promise<void> {
   const dy = seededFloats(rows * cols, c.seed + 3);
   const eps = 1e-5;
 
-  const fwd = await h!.run(layerNormLaunch(rows, cols, eps), [x, gamma, beta, nanFilled(rows * cols), nanFilled(rows), nanFilled(rows)]);
+  const fwd = await h!.run(layerNormLaunch(rows, cols, eps, variant), [x, gamma, beta, nanFilled(rows * cols), nanFilled(rows), nanFilled(rows)]);
   const ref = cpu.layerNorm(cpu.upload('f32', x), cpu.upload('f32', gamma), cpu.upload('f32', beta), rows, cols, eps);
-  const what = `layerNorm ${JSON.stringify(c)}`;
+  const what = `layerNorm[${variant}] ${JSON.stringify(c)}`;
   // mean: f32 sum of cols terms; rstd: relative; y = xhat * gamma + beta with |xhat| <= sqrt(cols).
   const scale = Math.abs(c.offset) + 2;
   expectClose(`${what} mean`, fwd[4]!, cpu.readSync(ref.mean), () => 1e-6 * scale * (1 + Math.sqrt(cols)));
@@ -41,7 +41,7 @@ async function check(c: Case): Promise<void> {
   // Backward from the CPU's saved statistics, so it is tested on its own.
   const mean = cpu.readSync(ref.mean) as Float32Array;
   const rstd = cpu.readSync(ref.rstd) as Float32Array;
-  const launches = layerNormBackwardLaunches(rows, cols);
+  const launches = layerNormBackwardLaunches(rows, cols, variant);
   const out = await h!.runSteps(
     [
       { launch: launches.dx, bind: ['dy', 'x', 'gamma', 'mean', 'rstd', 'dx'] },
@@ -59,11 +59,14 @@ async function check(c: Case): Promise<void> {
 }
 
 describe.skipIf(!h)('layerNorm WGSL', () => {
-  it('forward and backward match the CPU on random shapes', async () => {
-    await fc.assert(fc.asyncProperty(caseArb, check), { numRuns: 25 });
-  });
+  // 'workgroup' (a workgroup per row) and 'thread' (an invocation per row, chosen on software adapters).
+  for (const variant of ['workgroup', 'thread'] as const) {
+    it(`forward and backward match the CPU on random shapes (${variant} variant)`, async () => {
+      await fc.assert(fc.asyncProperty(caseArb, (c) => check(c, variant)), { numRuns: 25 });
+    });
 
-  it('70000 rows of 3 columns (rows spill into workgroup y)', async () => {
-    await check({ rows: 70000, cols: 3, seed: 5, offset: 1 });
-  });
+    it(`70000 rows of 3 columns (${variant} variant${variant === 'workgroup' ? '; rows spill into workgroup y' : ''})`, async () => {
+      await check({ rows: 70000, cols: 3, seed: 5, offset: 1 }, variant);
+    });
+  }
 });

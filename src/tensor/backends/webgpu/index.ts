@@ -14,7 +14,7 @@ import { binaryLaunch, castLaunch, fillLaunch, type GpuDType, unaryLaunch, where
 import { ATTENTION_MAX_D, attentionBackwardLaunches, attentionLaunch } from '../../../shaders/attention.js';
 import { gatherLogProbsBackwardLaunch, gatherLogProbsLaunch } from '../../../shaders/crossentropy.js';
 import { indexAddLaunch, indexSelectLaunch } from '../../../shaders/embedding.js';
-import { layerNormBackwardLaunches, layerNormLaunch } from '../../../shaders/layernorm.js';
+import { layerNormBackwardLaunches, layerNormLaunch, type LayerNormVariant } from '../../../shaders/layernorm.js';
 import { chooseMatmulVariant, MATMUL_MAX_BATCH_RANK, matmulLaunch } from '../../../shaders/matmul.js';
 import { copyLaunch } from '../../../shaders/movement.js';
 import { adamwLaunch, adamwMultiLaunch, clipScaleLaunch } from '../../../shaders/optimizer.js';
@@ -47,6 +47,9 @@ const SOFTWARE_GROUPS_PER_CORE = 8;
 
 /** Row length at or above which a last-axes reduction uses a workgroup per row. */
 const ROW_REDUCE_MIN_COLS = 128;
+
+/** Row length up to which a software adapter runs layerNorm with an invocation per row. */
+const THREAD_LAYERNORM_MAX_COLS = 1024;
 
 /** Parameters per multi-tensor AdamW dispatch at most (each binds four storage buffers). */
 const ADAMW_MAX_SLOTS = 8;
@@ -291,11 +294,16 @@ export class WebGPUBackend implements Backend {
     return dx;
   }
 
+  /** On a software adapter short rows go one invocation each (no workgroup barriers). */
+  private layerNormVariant(cols: number): LayerNormVariant {
+    return this.rt.isSoftware && cols <= THREAD_LAYERNORM_MAX_COLS ? 'thread' : 'workgroup';
+  }
+
   layerNorm(x: Storage, gamma: Storage, beta: Storage, rows: number, cols: number, eps: number) {
     const y = this.alloc(x.dtype, rows * cols);
     const mean = this.alloc(x.dtype, rows);
     const rstd = this.alloc(x.dtype, rows);
-    this.run(layerNormLaunch(rows, cols, eps), [x, gamma, beta, y, mean, rstd], rows * cols);
+    this.run(layerNormLaunch(rows, cols, eps, this.layerNormVariant(cols)), [x, gamma, beta, y, mean, rstd], rows * cols);
     return { y, mean, rstd };
   }
 
@@ -309,7 +317,7 @@ export class WebGPUBackend implements Backend {
       this.fill(dbeta, 0);
       return { dx, dgamma, dbeta };
     }
-    const l = layerNormBackwardLaunches(rows, cols);
+    const l = layerNormBackwardLaunches(rows, cols, this.layerNormVariant(cols));
     this.run(l.dx, [dy, x, gamma, mean, rstd, dx], rows * cols);
     this.run(l.params, [dy, x, mean, rstd, dgamma, dbeta], rows * cols);
     return { dx, dgamma, dbeta };
