@@ -3,7 +3,8 @@
 // dispatches of one step of each, replayed one at a time (submit, wait) so GPU time is attributed
 // per kernel. With ORIGIN=1 dispatches are also grouped by the first src/ganpo, src/nn or trainer
 // frame of the call stack that recorded them (where in the step they come from); DETAIL=1 splits
-// matmuls by shape.
+// matmuls by shape; ORIGIN=2 adds the caller of that frame.
+// REPLAY=0 only times the steps.
 // Run: node dist/bench/profileGanpo.js [steps] (after `npx tsc -p tsconfig.json --outDir dist`).
 // Exits explicitly (Dawn keeps the process alive).
 
@@ -47,11 +48,15 @@ function config(ganpo: boolean): TrainConfig {
  */
 function origin(): string {
   const lines = (new Error().stack ?? '').split('\n').slice(2);
+  // ORIGIN=2: the first two such frames (the op and who called it).
+  const depth = process.env.ORIGIN === '2' ? 2 : 1;
+  const found: string[] = [];
   for (const l of lines) {
     const m = /src\/(ganpo\/[\w/]+|nn\/[\w/]+|tensor\/ops\/\w+|tensor\/autograd)\.(?:js|ts):(\d+)/.exec(l);
-    if (m) return `${m[1]}:${m[2]} ${/at (?:async )?([\w.$<>]+) /.exec(l)?.[1] ?? '?'}`;
+    if (m) found.push(`${m[1]}:${m[2]} ${/at (?:async )?([\w.$<>]+) /.exec(l)?.[1] ?? '?'}`);
+    if (found.length === depth) break;
   }
-  return '(other)';
+  return found.length ? found.join(' < ') : '(other)';
 }
 
 /** The kernel name, with the matmul's M×N×K and batch when DETAIL=1. */
@@ -63,7 +68,7 @@ function detailKey(l: Launch): string {
 
 async function main(): Promise<void> {
   const steps = Number(process.argv[2] ?? 4);
-  const withOrigin = process.env.ORIGIN === '1';
+  const withOrigin = process.env.ORIGIN === '1' || process.env.ORIGIN === '2';
   const gpu = await WebGPUBackend.create();
   setBackend(gpu);
   const rt = (gpu as unknown as { rt: { dispatch(l: Launch, b: readonly GPUBuffer[]): void } }).rt;
@@ -73,6 +78,18 @@ async function main(): Promise<void> {
     recording?.push({ launch: l, buffers: b, origin: withOrigin ? origin() : '' });
     original(l, b);
   };
+  // Time spent waiting on readbacks (the GPU finishing queued work), per step.
+  let waiting = 0;
+  const read = gpu.read.bind(gpu);
+  gpu.read = async (st) => {
+    const t0 = performance.now();
+    try {
+      return await read(st);
+    } finally {
+      waiting += performance.now() - t0;
+    }
+  };
+  const waits: Record<string, number[]> = { dpo: [], ganpo: [] };
   const data = pairs(64, 21);
   const make = (ganpo: boolean) => {
     const policy = new GPT(BENCH_GPT, { backend: gpu, generator: new Generator(1) });
@@ -91,7 +108,9 @@ async function main(): Promise<void> {
       gpu.resetCounters();
       if (last) recording = [];
       const t0 = performance.now();
+      waiting = 0;
       await trainers[kind].trainStep();
+      if (i > 0) waits[kind].push(waiting);
       await gpu.sync();
       if (i > 0) times[kind].push(performance.now() - t0);
       if (last) {
@@ -103,9 +122,15 @@ async function main(): Promise<void> {
     }
   }
   for (const kind of ['dpo', 'ganpo']) {
-    console.log(`${kind} step ms: ${times[kind].map((x) => x.toFixed(0)).join(' ')}; median ${median(times[kind]).toFixed(0)}; last step ${counts[kind]}`);
+    console.log(`${kind} step ms: ${times[kind].map((x) => x.toFixed(0)).join(' ')}; median ${median(times[kind]).toFixed(0)} (waiting on readbacks ${median(waits[kind]).toFixed(0)}); last step ${counts[kind]}`);
   }
-  console.log(`ganpo / dpo = ${(median(times.ganpo) / median(times.dpo)).toFixed(2)}`);
+  // Each round's ratio compares two steps a few seconds apart: steadier under a varying load.
+  const ratios = times.ganpo.map((g, i) => g / times.dpo[i]);
+  console.log(`ganpo / dpo = ${(median(times.ganpo) / median(times.dpo)).toFixed(2)} (median of per-round ratios ${median(ratios).toFixed(2)})`);
+  if (process.env.REPLAY === '0') {
+    gpu.destroy();
+    process.exit(0);
+  }
 
   // Replay each dispatch alone: buffers went back to the pool but still exist; stale contents do
   // not change a kernel's cost. The cost of an empty submit-and-wait is subtracted.
