@@ -160,6 +160,12 @@ export interface Backend {
    */
   dropoutMask(dtype: DType, size: number, key: readonly [number, number], offset: number, p: number): Storage;
 
+  /**
+   * One power iteration of spectral normalization in place, for w [rows, cols] row-major:
+   * v ← Wᵀu / max(‖Wᵀu‖, eps), then u ← W v / max(‖W v‖, eps) (u [rows], v [cols]).
+   */
+  powerIteration(w: Storage, u: Storage, v: Storage, rows: number, cols: number, eps: number): void;
+
   /** One AdamW step in place on param, m, v (decoupled weight decay, bias-corrected). */
   adamw(param: Storage, grad: Storage, m: Storage, v: Storage, p: AdamWParams): void;
   /**

@@ -418,6 +418,26 @@ export class CpuBackend implements Backend {
     return this.wrap(dtype, out);
   }
 
+  powerIteration(w: Storage, u: Storage, v: Storage, rows: number, cols: number, eps: number): void {
+    const W = this.arr(w);
+    const U = this.arr(u);
+    const V = this.arr(v);
+    // Products and norms accumulated in f64; each stored value is rounded to the dtype.
+    const normalizeInto = (out: TypedArray, values: Float64Array): void => {
+      out.set(values);
+      let ss = 0;
+      for (let k = 0; k < out.length; k++) ss += out[k] * out[k];
+      const n = Math.max(Math.sqrt(ss), eps);
+      for (let k = 0; k < out.length; k++) out[k] = out[k] / n;
+    };
+    const wtu = new Float64Array(cols);
+    for (let i = 0; i < rows; i++) for (let j = 0; j < cols; j++) wtu[j] += W[i * cols + j] * U[i];
+    normalizeInto(V, wtu);
+    const wv = new Float64Array(rows);
+    for (let i = 0; i < rows; i++) for (let j = 0; j < cols; j++) wv[i] += W[i * cols + j] * V[j];
+    normalizeInto(U, wv);
+  }
+
   adamw(param: Storage, grad: Storage, m: Storage, v: Storage, p: AdamWParams): void {
     const P = this.arr(param);
     const G = this.arr(grad);

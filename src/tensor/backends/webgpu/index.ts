@@ -20,6 +20,7 @@ import { copyLaunch } from '../../../shaders/movement.js';
 import { adamwLaunch, adamwMultiLaunch, clipScaleLaunch } from '../../../shaders/optimizer.js';
 import { dropoutMaskLaunch, randomLaunch } from '../../../shaders/random.js';
 import { softmaxBackwardLaunch, softmaxLaunch } from '../../../shaders/softmax.js';
+import { powerIterationLaunch } from '../../../shaders/spectral.js';
 import { reduceGenericLaunch, reduceRowsLaunch, sumSquaresLaunch } from '../../../shaders/reduce.js';
 import { collapseDims } from '../../../shaders/strided.js';
 import { openDevice, type DeviceOptions } from './device.js';
@@ -370,6 +371,11 @@ export class WebGPUBackend implements Backend {
     const out = this.alloc(dtype, size);
     this.run(dropoutMaskLaunch(size, [key[0], key[1]], offset, Math.fround(1 - p), Math.fround(1 / (1 - p))), [out], size);
     return out;
+  }
+
+  powerIteration(w: Storage, u: Storage, v: Storage, rows: number, cols: number, eps: number): void {
+    if (w.dtype !== 'f32') throw new Error(`webgpu powerIteration: dtype ${w.dtype} is not supported (f32 only)`);
+    this.run(powerIterationLaunch(rows, cols, eps), [w, u, v], rows * cols);
   }
 
   adamw(param: Storage, grad: Storage, m: Storage, v: Storage, p: AdamWParams): void {

@@ -1,6 +1,6 @@
 // The WebGPU backend's heavy methods (matmul, indexSelect/indexAdd, softmax, layerNorm,
-// gatherLogProbs and their backwards, random, adamw) agree with the CPU reference on the same
-// inputs. Bounds: |gpu − cpu| <= abs + rel·|cpu|, stated per test (f32 on the GPU, f64
+// gatherLogProbs and their backwards, random, dropoutMask, powerIteration, adamw) agree with the
+// CPU reference on the same inputs. Bounds: |gpu − cpu| <= abs + rel·|cpu|, stated per test (f32 on the GPU, f64
 // accumulation on the CPU for matmul and the layerNorm parameter gradients).
 
 import fc from 'fast-check';
@@ -121,6 +121,20 @@ describeGpu('webgpu heavy kernels', () => {
         const keep = Math.fround(1 - p);
         expect([...c]).toEqual([...u].map((x) => (x < keep ? Math.fround(1 / (1 - p)) : 0)));
       }), RUNS);
+  });
+
+  it('powerIteration updates u and v in place like the CPU within 1e-5 (unit vectors; rows and cols past the workgroup)', async () => {
+    const side = fc.oneof(fc.integer({ min: 1, max: 9 }), fc.integer({ min: 250, max: 600 }));
+    await fc.assert(fc.asyncProperty(side, side, seed, async (rows, cols, sd) => {
+      const [wg, wc] = both('f32', seededValues(sd, rows * cols));
+      const [ug, uc] = both('f32', seededValues(sd + 1, rows));
+      const [vg, vc] = both('f32', seededValues(sd + 2, cols));
+      gpu.powerIteration(wg, ug, vg, rows, cols, 1e-12);
+      cpu.powerIteration(wc, uc, vc, rows, cols, 1e-12);
+      expectClose(...(await readBoth(vg, vc)), 1e-5, 0, 'powerIteration v');
+      expectClose(...(await readBoth(ug, uc)), 1e-5, 0, 'powerIteration u');
+      gpu.free(wg);
+    }), { numRuns: 12 });
   });
 
   it('adamw updates param, m and v in place like the CPU within 1e-6 + 1e-5·|cpu|', async () => {
