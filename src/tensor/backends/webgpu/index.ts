@@ -369,7 +369,7 @@ export class WebGPUBackend implements Backend {
   dropoutMask(dtype: DType, size: number, key: readonly [number, number], offset: number, p: number): Storage {
     if (dtype !== 'f32') throw new Error(`webgpu dropoutMask: dtype ${dtype} is not supported (f32 only)`);
     const out = this.alloc(dtype, size);
-    this.run(dropoutMaskLaunch(size, [key[0], key[1]], offset, Math.fround(1 - p), Math.fround(1 / (1 - p))), [out], size);
+    this.run(dropoutMaskLaunch(size, [key[0], key[1]], offset, Math.fround(1 - p), Math.fround(1 / (1 - p)), this.groups), [out], size);
     return out;
   }
 
