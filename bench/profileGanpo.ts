@@ -3,7 +3,7 @@
 // dispatches of one step of each, replayed one at a time (submit, wait) so GPU time is attributed
 // per kernel. With ORIGIN=1 dispatches are also grouped by the first src/ganpo, src/nn or trainer
 // frame of the call stack that recorded them (where in the step they come from); DETAIL=1 splits
-// matmuls by shape; ORIGIN=2 adds the caller of that frame.
+// matmuls by shape (other kernels by their first uniform words); ORIGIN=2 adds the caller of that frame.
 // REPLAY=0 only times the steps.
 // Run: node dist/bench/profileGanpo.js [steps] (after `npx tsc -p tsconfig.json --outDir dist`).
 // Exits explicitly (Dawn keeps the process alive).
@@ -59,11 +59,12 @@ function origin(): string {
   return found.length ? found.join(' < ') : '(other)';
 }
 
-/** The kernel name, with the matmul's M×N×K and batch when DETAIL=1. */
+/** The kernel name, with the matmul's M×N×K and batch (others: the first uniform words) when DETAIL=1. */
 function detailKey(l: Launch): string {
   const u = l.uniforms;
-  if (process.env.DETAIL !== '1' || !l.kernel.name.startsWith('matmul')) return l.kernel.name;
-  return `${l.kernel.name} ${u[0]}x${u[1]}x${u[2]} b${u[3]}`;
+  if (process.env.DETAIL !== '1') return l.kernel.name;
+  if (l.kernel.name.startsWith('matmul')) return `${l.kernel.name} ${u[0]}x${u[1]}x${u[2]} b${u[3]}`;
+  return `${l.kernel.name} [${Array.from(u.slice(0, 8)).join(',')}]`;
 }
 
 async function main(): Promise<void> {
