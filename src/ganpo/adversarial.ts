@@ -22,6 +22,8 @@ export const RUNNING_MEAN_NAMES = ['m_a', 'm_b', 'm_c', "m_a'", "m_b'", "m_c'"] 
  */
 export class RunningMeans {
   value: Tensor | null = null;
+  /** The six scalars of value, sliced once per update (the critic and generator losses share them). */
+  private cached: Tensor[] | null = null;
 
   constructor(readonly momentum = 0.9) {
     if (!(momentum >= 0 && momentum < 1)) throw new Error(`running means: momentum must be in [0, 1), got ${momentum}`);
@@ -31,16 +33,23 @@ export class RunningMeans {
     noGrad(() => {
       const batch = stack([s.a, s.b, s.c, s.a2, s.b2, s.c2].map((x) => mean(x)));
       const next = this.value ? add(mul(this.value, this.momentum), mul(batch, 1 - this.momentum)) : batch;
-      this.value?.dispose();
-      this.value = keep(next === batch ? batch : next);
+      this.setValue(keep(next === batch ? batch : next));
     });
+  }
+
+  private setValue(v: Tensor | null): void {
+    this.value?.dispose();
+    for (const t of this.cached ?? []) t.dispose();
+    this.cached = null;
+    this.value = v;
   }
 
   /** The six means as scalars [m_a, m_b, m_c, m_a', m_b', m_c'] (each a [] tensor on the device). */
   parts(): Tensor[] {
     if (!this.value) throw new Error('running means used before the first critic update');
     const v = this.value;
-    return [0, 1, 2, 3, 4, 5].map((i) => v.slice(0, i, i + 1).reshape([]));
+    this.cached ??= noGrad(() => [0, 1, 2, 3, 4, 5].map((i) => keep(v.slice(0, i, i + 1).reshape([]))));
+    return this.cached;
   }
 
   async toArray(): Promise<number[] | null> {
@@ -48,13 +57,11 @@ export class RunningMeans {
   }
 
   load(values: readonly number[] | null, like: Tensor): void {
-    this.value?.dispose();
-    this.value = values ? keep(tensor(values, [6], { backend: like.backend, dtype: like.dtype })) : null;
+    this.setValue(values ? keep(tensor(values, [6], { backend: like.backend, dtype: like.dtype })) : null);
   }
 
   dispose(): void {
-    this.value?.dispose();
-    this.value = null;
+    this.setValue(null);
   }
 }
 

@@ -156,8 +156,9 @@ export class GanpoRegularizer {
     if (this.config.batchCriticCalls) {
       // One forward per critic over [policy; ref-chosen; ref-rejected] stacked on the batch axis.
       const three = (critic: Critic, first: Tensor, firstMask: Tensor | undefined): Tensor[] => {
-        const x = concat([first, half(refHidden, 0), half(refHidden, 1)], 0);
-        const m = mask ? concat([firstMask!, mk(0)!, mk(1)!], 0) : undefined;
+        // refHidden is already [ref-chosen; ref-rejected]: no need to slice it and join the halves.
+        const x = concat([first, refHidden], 0);
+        const m = mask ? concat([firstMask!, mask], 0) : undefined;
         const s = critic.forward(x, m);
         return [0, 1, 2].map((i) => slice(s, 0, i * B, (i + 1) * B));
       };

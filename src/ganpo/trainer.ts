@@ -8,7 +8,7 @@ import { makeSchedule, type Schedule } from '../nn/schedules.js';
 import { arrayToTensor, saveCheckpoint, withPrefix, type LoadedCheckpoint } from '../nn/checkpoint.js';
 import { copyInto } from '../nn/module.js';
 import {
-  add, backward, closeScope, concat, defaultGenerator, keep, mean, mul, noGrad, openScope, setDefaultGenerator, slice, sqrt, square, stack, sum, tensor, tidy,
+  add, backward, closeScope, concat, defaultGenerator, keep, mean, mul, noGrad, openScope, setDefaultGenerator, slice, sqrt, stack, sumOfSquares, tensor, tidy,
   type Backend, type Tensor,
 } from '../tensor/index.js';
 import { Generator, type GeneratorState } from '../tensor/random/philox.js';
@@ -66,8 +66,8 @@ const CRITIC_METRICS = ['ganpo/critic_loss_chosen', 'ganpo/critic_loss_rejected'
 /** Global L2 norm of the gradients (a scalar tensor; nothing read back). */
 function gradNorm(params: readonly Tensor[]): Tensor {
   return noGrad(() => {
-    const parts = params.flatMap((p) => (p.grad ? [sum(square(p.grad))] : []));
-    return parts.length ? sqrt(parts.reduce((a, b) => add(a, b))) : tensor([0], [], { backend: params[0].backend });
+    const grads = params.flatMap((p) => (p.grad ? [p.grad] : []));
+    return grads.length ? sqrt(sumOfSquares(grads)) : tensor([0], [], { backend: params[0].backend });
   });
 }
 

@@ -3,10 +3,11 @@
 // optimizer state dicts for checkpoints.
 
 import { noGrad } from '../tensor/autograd.js';
+import type { AdamWUpdate, Backend } from '../tensor/backend.js';
 import { scalar, zerosLike } from '../tensor/ops/creation.js';
-import { add, div, minimum, mul, sqrt, square, sub } from '../tensor/ops/elementwise.js';
+import { add, mul, sqrt, sub } from '../tensor/ops/elementwise.js';
 import { clone } from '../tensor/ops/movement.js';
-import { sum } from '../tensor/ops/reduce.js';
+import { sumOfSquares } from '../tensor/ops/reduce.js';
 import { keep, tidy } from '../tensor/scope.js';
 import { fmtShape, shapesEqual } from '../tensor/shape.js';
 import type { Tensor } from '../tensor/tensor.js';
@@ -134,7 +135,9 @@ export class AdamW extends Optimizer {
     this.decay = opts.decay ?? (() => true);
   }
 
+  /** One update of every parameter with a gradient, batched into the backend's multi-tensor kernel. */
   step(): void {
+    const byBackend = new Map<Backend, AdamWUpdate[]>();
     for (const [name, p] of this.params) {
       const g = p.grad;
       if (!g) continue;
@@ -143,11 +146,14 @@ export class AdamW extends Optimizer {
       const v = this.slot(name, p, 'exp_avg_sq');
       const step = (this.steps.get(name) ?? 0) + 1;
       this.steps.set(name, step);
-      p.backend.adamw(p.storage, g.storage, m.storage, v.storage, {
-        lr: this.lr, beta1: this.beta1, beta2: this.beta2, eps: this.eps,
-        weightDecay: this.decay(name, p) ? this.weightDecay : 0, step,
+      const list = byBackend.get(p.backend) ?? [];
+      byBackend.set(p.backend, list);
+      list.push({
+        param: p.storage, grad: g.storage, m: m.storage, v: v.storage,
+        p: { lr: this.lr, beta1: this.beta1, beta2: this.beta2, eps: this.eps, weightDecay: this.decay(name, p) ? this.weightDecay : 0, step },
       });
     }
+    for (const [backend, updates] of byBackend) backend.adamwMany(updates);
   }
 }
 
@@ -213,14 +219,8 @@ export class SGD extends Optimizer {
 export function clipGradNorm(params: Iterable<Tensor>, maxNorm: number): Tensor {
   const grads = [...params].flatMap((p) => (p.grad ? [p.grad] : []));
   if (grads.length === 0) return scalar(0);
-  return noGrad(() =>
-    tidy(() => {
-      let sq = sum(square(grads[0]));
-      for (const g of grads.slice(1)) sq = add(sq, sum(square(g)));
-      const norm = sqrt(sq);
-      const scale = minimum(div(maxNorm, add(norm, 1e-6)), 1);
-      for (const g of grads) copyInto(g, mul(g, scale));
-      return norm;
-    }),
-  );
+  // Two multi-tensor kernels (squares, then scaling) instead of a few ops per gradient.
+  const norm = noGrad(() => tidy(() => sqrt(sumOfSquares(grads))));
+  grads[0].backend.clipByNorm(grads.map((g) => g.storage), norm.storage, maxNorm);
+  return norm;
 }

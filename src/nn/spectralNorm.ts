@@ -2,7 +2,7 @@
 // divided by an estimate of its largest singular value, kept by one power iteration per training
 // forward, which bounds the layer's Lipschitz constant (the GAN critics rely on it).
 
-import { noGrad } from '../tensor/autograd.js';
+import { isGradEnabled, noGrad } from '../tensor/autograd.js';
 import { div, maximum, mul, sqrt, square } from '../tensor/ops/elementwise.js';
 import { matmulT } from '../tensor/ops/matmul.js';
 import { clone, reshape } from '../tensor/ops/movement.js';
@@ -11,7 +11,7 @@ import { tidy } from '../tensor/scope.js';
 import type { Tensor } from '../tensor/tensor.js';
 import * as init from './init.js';
 import { linear } from './layers.js';
-import { copyInto, Module, type ModuleOptions } from './module.js';
+import { Module, type ModuleOptions } from './module.js';
 
 export interface SpectralNormLinearOptions extends ModuleOptions {
   bias?: boolean;
@@ -48,19 +48,15 @@ export class SpectralNormLinear extends Module {
     this.weight_v = this.buffer('weight_v', tidy(() => normalize(init.normal([inFeatures], 1, opts), eps)));
   }
 
-  /** v ← normalize(Wᵀu), u ← normalize(W v), in place, without gradient. */
+  /**
+   * v ← normalize(Wᵀu), u ← normalize(W v), in place, without gradient: the backend's one-kernel
+   * power iteration (the composed ops took a dozen dispatches per iteration).
+   */
   powerIteration(): void {
-    noGrad(() =>
-      tidy(() => {
-        const [o, i] = [this.outFeatures, this.inFeatures];
-        for (let n = 0; n < this.nPowerIterations; n++) {
-          const v = normalize(matmulT(this.weight_orig, reshape(this.weight_u, [o, 1]), true, false), this.eps);
-          copyInto(this.weight_v, reshape(v, [i]));
-          const u = normalize(matmulT(this.weight_orig, reshape(this.weight_v, [i, 1])), this.eps);
-          copyInto(this.weight_u, reshape(u, [o]));
-        }
-      }),
-    );
+    const w = this.weight_orig;
+    for (let n = 0; n < this.nPowerIterations; n++) {
+      w.backend.powerIteration(w.storage, this.weight_u.storage, this.weight_v.storage, this.outFeatures, this.inFeatures, this.eps);
+    }
   }
 
   /**
@@ -77,7 +73,14 @@ export class SpectralNormLinear extends Module {
   /** W/σ, after a power iteration in training mode. */
   weight(): Tensor {
     if (this.training) this.powerIteration();
-    return div(this.weight_orig, this.sigma());
+    if (this.weight_orig.requiresGrad && isGradEnabled()) return div(this.weight_orig, this.sigma());
+    // Frozen (the GANPO generator step) or no gradient: W/σ is a constant of this forward, so it
+    // needs no graph, and no copies of u and v to protect one (the same values).
+    return noGrad(() => tidy(() => {
+      const u = reshape(this.weight_u, [this.outFeatures, 1]);
+      const v = reshape(this.weight_v, [this.inFeatures, 1]);
+      return div(this.weight_orig, sum(mul(u, matmulT(this.weight_orig, v))));
+    }));
   }
 
   forward(x: Tensor): Tensor {

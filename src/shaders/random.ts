@@ -1,10 +1,12 @@
-// Fills a buffer with counter-based uniform or normal f32 numbers, element i drawn from Philox
-// counter offset + i under key: the contract of src/tensor/random/philox.ts, so GPU and CPU agree.
+// Fills a buffer with counter-based uniform or normal f32 numbers, or with a dropout mask: element
+// i is drawn from Philox counter offset + i under key (the contract of src/tensor/random/philox.ts),
+// so GPU and CPU agree.
 //
-// Dispatch geometry: one invocation per element, grid1d with 256 per workgroup.
+// Dispatch geometry: random, one invocation per element, grid1d with 256 per workgroup;
+// dropoutMask, a grid-stride loop.
 
 import { splitOffset } from '../tensor/random/philox.js';
-import { flatIndexWGSL, grid1d, packUniforms, type Launch } from './kernel.js';
+import { flatIndexWGSL, grid1d, gridStride, gridStrideLoopWGSL, packUniforms, type Launch } from './kernel.js';
 import { philoxWGSL } from './philox.js';
 
 const WORKGROUP = 256;
@@ -43,5 +45,39 @@ export function randomLaunch(kind: 'uniform' | 'normal', size: number, key: [num
     kernel: { name: `random[${kind}]`, code: kind === 'uniform' ? UNIFORM_WGSL : NORMAL_WGSL, storage: ['read_write'] },
     uniforms: packUniforms([['u32', size], ['u32', key[0]], ['u32', key[1]], ['u32', lo], ['u32', hi], ['u32', 0], ['u32', 0], ['u32', 0]]),
     workgroups: grid1d(size, WORKGROUP),
+  };
+}
+
+const DROPOUT_MASK_WGSL = /* wgsl */ `
+struct Uniforms { size: u32, key0: u32, key1: u32, offsetLo: u32, offsetHi: u32, keep: f32, scale: f32, pad0: u32 }
+@group(0) @binding(0) var<uniform> u: Uniforms;
+@group(0) @binding(1) var<storage, read_write> out: array<f32>;
+${philoxWGSL}
+
+@compute @workgroup_size(${WORKGROUP})
+fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>,
+        @builtin(local_invocation_index) lid: u32) {
+  ${gridStrideLoopWGSL(WORKGROUP, 'u.size')} {
+    let r = philoxUniform(vec2<u32>(u.key0, u.key1), u.offsetLo, u.offsetHi, i);
+    out[i] = select(0.0, u.scale, r < u.keep);
+  }
+}
+`;
+
+/**
+ * A dropout mask in one kernel: scale where the uniform draw of element i is below keep, else 0
+ * (keep = 1 − p and scale = 1/(1 − p), rounded to f32 by the caller), the values of
+ * (uniform < keep) · scale composed from randomLaunch; storage [out: read_write]. A grid-stride
+ * loop over at most maxGroups workgroups (few on a software adapter, where each costs microseconds).
+ */
+export function dropoutMaskLaunch(size: number, key: [number, number], offset: number, keep: number, scale: number, maxGroups: number): Launch {
+  if (!Number.isSafeInteger(offset) || offset < 0 || size > 2 ** 53 - offset) {
+    throw new RangeError(`dropoutMask: offset ${offset} with ${size} elements leaves [0, 2^53)`);
+  }
+  const [lo, hi] = splitOffset(offset);
+  return {
+    kernel: { name: 'dropoutMask', code: DROPOUT_MASK_WGSL, storage: ['read_write'] },
+    uniforms: packUniforms([['u32', size], ['u32', key[0]], ['u32', key[1]], ['u32', lo], ['u32', hi], ['f32', keep], ['f32', scale], ['u32', 0]]),
+    workgroups: gridStride(size, WORKGROUP, maxGroups),
   };
 }

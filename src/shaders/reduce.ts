@@ -106,3 +106,46 @@ export function reduceGenericLaunch(op: ReduceOp, dtype: GpuDType, kept: { shape
   words.set(red.strides, 4 + 3 * MAX_RANK);
   return { kernel: reduceGenericKernel(op, dtype), uniforms: words, workgroups: grid1d(nOut, STRIDED_WG) };
 }
+
+/**
+ * Sums of squares of up to n f32 tensors in one dispatch, for gradient norms: workgroup (g, k)
+ * sums the squares of elements g, g + G·256, ... of tensor k (a strided loop, then a tree in
+ * workgroup memory) into out[(first + k)·G + g]. The caller sums the partials (one reduce over all
+ * of them). Storage: [x_0 .. x_{n-1}: read, out: read_write]. Dispatch: [G, n, 1].
+ * Uniforms: G, first, then the sizes.
+ */
+export function sumSquaresKernel(n: number): Kernel {
+  const bindings = Array.from({ length: n }, (_, k) => `@group(0) @binding(${k + 1}) var<storage, read> x${k}: array<f32>;`);
+  const loops = Array.from({ length: n }, (_, k) => `${k === 0 ? '' : ' else '}if (k == ${k}u) {
+    for (var i = wid.x * ${ROW_WG}u + lid; i < size(${k}u); i = i + u.groups * ${ROW_WG}u) { let v = x${k}[i]; acc = acc + v * v; }
+  }`);
+  const code = `struct U { groups: u32, first: u32, pad0: u32, pad1: u32, sizes: array<vec4<u32>, ${Math.ceil(n / 4)}> }
+@group(0) @binding(0) var<uniform> u: U;
+${bindings.join('\n')}
+@group(0) @binding(${n + 1}) var<storage, read_write> out: array<f32>;
+var<workgroup> part: array<f32, ${ROW_WG}>;
+fn size(k: u32) -> u32 { return u.sizes[k / 4u][k % 4u]; }
+@compute @workgroup_size(${ROW_WG})
+fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) lid: u32) {
+  let k = wid.y;
+  var acc = 0.0;
+  ${loops.join('')}
+  part[lid] = acc;
+  workgroupBarrier();
+  for (var s = ${ROW_WG / 2}u; s > 0u; s = s >> 1u) {
+    if (lid < s) { part[lid] = part[lid] + part[lid + s]; }
+    workgroupBarrier();
+  }
+  if (lid == 0u) { out[(u.first + k) * u.groups + wid.x] = part[0]; }
+}`;
+  return { name: `sumSquares[${n}]`, code, storage: [...Array.from({ length: n }, () => 'read' as const), 'read_write'] };
+}
+
+/** One sumSquares launch over tensors of the given sizes, writing partials from slot `first` on. */
+export function sumSquaresLaunch(sizes: readonly number[], first: number, groups: number): Launch {
+  const words = new Uint32Array(4 + 4 * Math.ceil(sizes.length / 4));
+  words[0] = groups;
+  words[1] = first;
+  words.set(sizes, 4);
+  return { kernel: sumSquaresKernel(sizes.length), uniforms: words, workgroups: [groups, sizes.length, 1] };
+}

@@ -16,9 +16,13 @@ import { grid1d } from './kernel.js';
  */
 export type RowForm = 'workgroup' | 'invocation';
 
-/** The row form for an adapter: 'invocation' on a software (CPU) adapter, 'workgroup' on a GPU. */
-export function rowFormFor(adapterIsSoftware: boolean): RowForm {
-  return adapterIsSoftware ? 'invocation' : 'workgroup';
+/**
+ * The row form for an adapter and a row count: 'invocation' on a software (CPU) adapter once the
+ * rows fill a workgroup, else 'workgroup' (a GPU; or a few long rows, which one lane each would
+ * walk alone while the SIMD unit's other lanes idle).
+ */
+export function rowFormFor(adapterIsSoftware: boolean, rows: number): RowForm {
+  return adapterIsSoftware && rows >= ROWS_PER_INVOCATION_GROUP ? 'invocation' : 'workgroup';
 }
 
 /** Rows per workgroup in the 'invocation' form. */

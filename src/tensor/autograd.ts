@@ -1,7 +1,7 @@
 // Reverse-mode autodiff: ops record a GradNode on their output; backward() walks the graph once
 // in reverse topological order, summing each tensor's incoming gradients.
 
-import { tidy, keep, trackTensor } from './scope.js';
+import { closeScope, keep, openScope, tidy, trackTensor } from './scope.js';
 import { Tensor, type GradNode } from './tensor.js';
 import { fmtShape, shapesEqual, ShapeError } from './shape.js';
 
@@ -71,8 +71,9 @@ export function backward(root: Tensor, grad?: Tensor, options: BackwardOptions =
   if (gone) {
     throw new Error(`backward: the graph through ${gone.label()} was released by an earlier backward; pass { retainGraph: true } to that call to run backward twice`);
   }
-  noGrad(() =>
-    tidy(() => {
+  noGrad(() => {
+    const scope = openScope();
+    try {
       const grads = new Map<Tensor, Tensor>();
       // A backward may pass one gradient tensor to several inputs (add passes g to both), so a
       // gradient is freed early only when no pending entry still refers to it.
@@ -93,7 +94,10 @@ export function backward(root: Tensor, grad?: Tensor, options: BackwardOptions =
         if (!g) continue;
         grads.delete(t);
         if (!t.node) {
-          accumulateLeaf(t, g);
+          // A gradient made by this backward and held by no other entry or view can become the
+          // leaf's own, saving a copy per parameter.
+          const owned = g !== grad && refs.get(g) === 1 && scope.tensors.has(g) && !g.sharesStorage;
+          accumulateLeaf(t, g, owned);
           release(g);
           continue;
         }
@@ -117,8 +121,10 @@ export function backward(root: Tensor, grad?: Tensor, options: BackwardOptions =
         });
         if (release(g) && g !== grad && !refs.has(g)) g.dispose();
       }
-    }),
-  );
+    } finally {
+      closeScope(scope);
+    }
+  });
   if (!options.retainGraph) {
     for (const t of order) {
       if (t.node) released.add(t);
@@ -127,14 +133,14 @@ export function backward(root: Tensor, grad?: Tensor, options: BackwardOptions =
   }
 }
 
-function accumulateLeaf(t: Tensor, g: Tensor): void {
+function accumulateLeaf(t: Tensor, g: Tensor, owned: boolean): void {
   if (t.grad) {
     const sum = add(t.grad, g);
     t.grad.dispose();
     t.grad = keep(sum);
   } else {
-    // The incoming gradient may be shared with another path; the leaf gets its own copy.
-    t.grad = keep(copyOf(g));
+    // The incoming gradient may be shared with another path; then the leaf gets its own copy.
+    t.grad = keep(owned ? g : copyOf(g));
   }
 }
 

@@ -153,7 +153,41 @@ export interface Backend {
    * stream position offset + i under key, so every backend produces the same values.
    */
   random(kind: 'uniform' | 'normal', dtype: DType, size: number, key: readonly [number, number], offset: number): Storage;
+  /**
+   * A dropout mask from the same stream as random('uniform', ...): element i is 1/(1 − p) where
+   * its uniform draw is below 1 − p, else 0, both constants rounded to the dtype (the values of
+   * (uniform < 1 − p) · (1/(1 − p)) computed with the elementwise ops).
+   */
+  dropoutMask(dtype: DType, size: number, key: readonly [number, number], offset: number, p: number): Storage;
+
+  /**
+   * One power iteration of spectral normalization in place, for w [rows, cols] row-major:
+   * v ← Wᵀu / max(‖Wᵀu‖, eps), then u ← W v / max(‖W v‖, eps) (u [rows], v [cols]).
+   */
+  powerIteration(w: Storage, u: Storage, v: Storage, rows: number, cols: number, eps: number): void;
 
   /** One AdamW step in place on param, m, v (decoupled weight decay, bias-corrected). */
   adamw(param: Storage, grad: Storage, m: Storage, v: Storage, p: AdamWParams): void;
+  /**
+   * adamw on every entry, with the same result as calling it for each; a backend may batch them
+   * into a few kernels (a multi-tensor optimizer step). Each entry's storages are distinct.
+   */
+  adamwMany(updates: readonly AdamWUpdate[]): void;
+  /** Σ x² over all elements of all xs, as a one-element storage (for global gradient norms). */
+  sumSquares(xs: readonly Storage[]): Storage;
+  /**
+   * Gradient clipping in place: every x ← x · min(1, maxNorm / (norm[0] + 1e-6)), with norm a
+   * one-element storage on the device (nothing is read back). The scale is formed in the dtype's
+   * arithmetic: (norm + 1e-6), then maxNorm / that, then the minimum with 1.
+   */
+  clipByNorm(xs: readonly Storage[], norm: Storage, maxNorm: number): void;
+}
+
+/** One parameter of a multi-tensor AdamW step. */
+export interface AdamWUpdate {
+  param: Storage;
+  grad: Storage;
+  m: Storage;
+  v: Storage;
+  p: AdamWParams;
 }

@@ -83,6 +83,11 @@ export class Tensor {
     return this.shared === null;
   }
 
+  /** Whether another tensor (a reshaped view) shares this one's storage. */
+  get sharesStorage(): boolean {
+    return this.live('storage').refs > 1;
+  }
+
   /** A leaf is a tensor no recorded op produced (parameters, inputs). */
   get isLeaf(): boolean {
     return this.node === null;

@@ -5,7 +5,7 @@ import { describe, expect, it } from 'vitest';
 import fc from 'fast-check';
 import { Critic, type CriticConfig } from '../../src/nn/critic.js';
 import { SpectralNormLinear } from '../../src/nn/spectralNorm.js';
-import { backward, Generator, gradcheck, noGrad, randn, sum, mul, tensor, tidy, type Tensor } from '../../src/tensor/index.js';
+import { backward, Generator, gradcheck, matmul, noGrad, randn, sum, mul, tensor, tidy, type Tensor } from '../../src/tensor/index.js';
 
 const f64 = { dtype: 'f64' as const };
 
@@ -48,6 +48,26 @@ describe('SpectralNormLinear', () => {
         sn.dispose();
       }),
       { numRuns: 15 },
+    );
+  });
+
+  it("the backend's one-kernel power iteration equals the composed normalize(Wᵀu), normalize(W v) (f64, eps floor included)", () => {
+    fc.assert(
+      fc.property(fc.integer({ min: 1, max: 9 }), fc.integer({ min: 1, max: 9 }), fc.integer({ min: 0, max: 1000 }), fc.constantFrom(1e-12, 10), (rows, cols, seed, eps) => {
+        tidy(() => {
+          const g = new Generator(seed);
+          const w = randn([rows, cols], { ...f64, generator: g });
+          const u = randn([rows], { ...f64, generator: g });
+          const v = randn([cols], { ...f64, generator: g });
+          const norm = (x: Tensor) => x.div(x.square().sum().sqrt().maximum(eps));
+          const vWant = norm(matmul(w.transpose(), u));
+          const uWant = norm(matmul(w, vWant));
+          w.backend.powerIteration(w.storage, u.storage, v.storage, rows, cols, eps);
+          Array.from(v.dataSync()).forEach((x, i) => expect(x).toBeCloseTo(vWant.dataSync()[i], 12));
+          Array.from(u.dataSync()).forEach((x, i) => expect(x).toBeCloseTo(uWant.dataSync()[i], 12));
+        });
+      }),
+      { numRuns: 30 },
     );
   });
 

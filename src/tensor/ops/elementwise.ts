@@ -83,14 +83,15 @@ export function add(a: TensorLike, b: TensorLike): Tensor {
   if (typeof b === 'number') return affine(a as Tensor, 1, b);
   if (typeof a === 'number') return affine(b, 1, a);
   const y = binaryRaw('add', a, b);
-  return record('add', y, [a, b], (g) => [sumToShape(g, a.shape), sumToShape(g, b.shape)]);
+  // Only the inputs that need a gradient get one: a frozen bias costs no reduction.
+  return record('add', y, [a, b], (g, needs) => [needs[0] ? sumToShape(g, a.shape) : null, needs[1] ? sumToShape(g, b.shape) : null]);
 }
 
 export function sub(a: TensorLike, b: TensorLike): Tensor {
   if (typeof b === 'number') return affine(a as Tensor, 1, -b);
   if (typeof a === 'number') return affine(b, -1, a);
   const y = binaryRaw('sub', a, b);
-  return record('sub', y, [a, b], (g) => [sumToShape(g, a.shape), sumToShape(neg(g), b.shape)]);
+  return record('sub', y, [a, b], (g, needs) => [needs[0] ? sumToShape(g, a.shape) : null, needs[1] ? sumToShape(neg(g), b.shape) : null]);
 }
 
 export function mul(a: TensorLike, b: TensorLike): Tensor {
@@ -117,9 +118,9 @@ export function div(a: TensorLike, b: TensorLike): Tensor {
 export function maximum(a: TensorLike, b: TensorLike): Tensor {
   const [x, y] = a instanceof Tensor ? [a, asTensor(b, a)] : [asTensor(a, b as Tensor), b as Tensor];
   const out = binaryRaw('maximum', x, y);
-  return record('maximum', out, [x, y], (g) => {
+  return record('maximum', out, [x, y], (g, needs) => {
     const m = ge(x, y);
-    return [sumToShape(mul(g, m), x.shape), sumToShape(mul(g, sub(1, m)), y.shape)];
+    return [needs[0] ? sumToShape(mul(g, m), x.shape) : null, needs[1] ? sumToShape(mul(g, sub(1, m)), y.shape) : null];
   });
 }
 
@@ -127,9 +128,9 @@ export function maximum(a: TensorLike, b: TensorLike): Tensor {
 export function minimum(a: TensorLike, b: TensorLike): Tensor {
   const [x, y] = a instanceof Tensor ? [a, asTensor(b, a)] : [asTensor(a, b as Tensor), b as Tensor];
   const out = binaryRaw('minimum', x, y);
-  return record('minimum', out, [x, y], (g) => {
+  return record('minimum', out, [x, y], (g, needs) => {
     const m = le(x, y);
-    return [sumToShape(mul(g, m), x.shape), sumToShape(mul(g, sub(1, m)), y.shape)];
+    return [needs[0] ? sumToShape(mul(g, m), x.shape) : null, needs[1] ? sumToShape(mul(g, sub(1, m)), y.shape) : null];
   });
 }
 

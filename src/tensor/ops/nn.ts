@@ -116,8 +116,8 @@ export function dropout(x: Tensor, p: number, opts: DropoutOptions = {}): Tensor
   if (opts.training === false || p === 0) return x;
   const gen = opts.generator ?? defaultGenerator();
   const offset = gen.next(x.size);
-  const u = wrap(x.backend.random('uniform', x.dtype, x.size, gen.key, offset), x.shape);
-  const mask = mul(lt(u, 1 - p), 1 / (1 - p));
+  // One kernel for the scaled keep-mask: (uniform < 1 − p) · 1/(1 − p).
+  const mask = wrap(x.backend.dropoutMask(x.dtype, x.size, gen.key, offset, p), x.shape);
   return mul(x, mask);
 }
 

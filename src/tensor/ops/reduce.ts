@@ -5,7 +5,7 @@ import type { ReduceOp } from '../backend.js';
 import { noGrad, record } from '../autograd.js';
 import { normAxes } from '../shape.js';
 import type { Tensor } from '../tensor.js';
-import { wrap } from './core.js';
+import { backendOf, wrap } from './core.js';
 import { add, div, eq, exp, log, mul, sub, square, where } from './elementwise.js';
 import { broadcastTo, reshape } from './movement.js';
 
@@ -75,4 +75,15 @@ export function variance(x: Tensor, axes?: Axes, opts: VarOptions = {}): Tensor 
   const correction = opts.correction ?? 1;
   const mu = mean(x, ax, true);
   return mul(sum(square(sub(x, mu)), ax, opts.keepdim ?? false), 1 / Math.max(n - correction, 0));
+}
+
+/**
+ * Σ x² over every element of every tensor, as a scalar: a global L2 norm's square in one or a few
+ * kernels however many tensors there are (the backend's sumSquares). Records no gradient: it is
+ * meant for gradient norms, computed under noGrad.
+ */
+export function sumOfSquares(xs: readonly Tensor[]): Tensor {
+  if (xs.length === 0) throw new Error('sumOfSquares: no tensors');
+  const backend = backendOf('sumOfSquares', xs);
+  return wrap(backend.sumSquares(xs.map((x) => x.storage)), []);
 }

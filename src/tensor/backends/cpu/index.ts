@@ -1,7 +1,7 @@
 // The CPU reference backend: plain loops over Float32Array / Float64Array / Int32Array, written to
 // be read. Every WebGPU kernel is checked against these.
 
-import type { AdamWParams, AttentionParams, Backend, BinaryOp, MatmulParams, MemoryStats, ReduceOp, Storage, UnaryOp } from '../../backend.js';
+import type { AdamWParams, AdamWUpdate, AttentionParams, Backend, BinaryOp, MatmulParams, MemoryStats, ReduceOp, Storage, UnaryOp } from '../../backend.js';
 import { arrayFor, bytesPerElement, type DType, type TypedArray } from '../../dtype.js';
 import { contiguousStrides, sizeOf } from '../../shape.js';
 import { fillNormal, fillUniform } from '../../random/philox.js';
@@ -408,6 +408,36 @@ export class CpuBackend implements Backend {
     return this.wrap(dtype, out);
   }
 
+  dropoutMask(dtype: DType, size: number, key: readonly [number, number], offset: number, p: number): Storage {
+    const out = dtype === 'f64' ? new Float64Array(size) : new Float32Array(size);
+    fillUniform(out, [key[0], key[1]], offset);
+    const round = dtype === 'f64' ? (v: number) => v : Math.fround;
+    const keep = round(1 - p);
+    const scale = round(1 / (1 - p));
+    for (let i = 0; i < size; i++) out[i] = out[i] < keep ? scale : 0;
+    return this.wrap(dtype, out);
+  }
+
+  powerIteration(w: Storage, u: Storage, v: Storage, rows: number, cols: number, eps: number): void {
+    const W = this.arr(w);
+    const U = this.arr(u);
+    const V = this.arr(v);
+    // Products and norms accumulated in f64; each stored value is rounded to the dtype.
+    const normalizeInto = (out: TypedArray, values: Float64Array): void => {
+      out.set(values);
+      let ss = 0;
+      for (let k = 0; k < out.length; k++) ss += out[k] * out[k];
+      const n = Math.max(Math.sqrt(ss), eps);
+      for (let k = 0; k < out.length; k++) out[k] = out[k] / n;
+    };
+    const wtu = new Float64Array(cols);
+    for (let i = 0; i < rows; i++) for (let j = 0; j < cols; j++) wtu[j] += W[i * cols + j] * U[i];
+    normalizeInto(V, wtu);
+    const wv = new Float64Array(rows);
+    for (let i = 0; i < rows; i++) for (let j = 0; j < cols; j++) wv[i] += W[i * cols + j] * V[j];
+    normalizeInto(U, wv);
+  }
+
   adamw(param: Storage, grad: Storage, m: Storage, v: Storage, p: AdamWParams): void {
     const P = this.arr(param);
     const G = this.arr(grad);
@@ -421,6 +451,30 @@ export class CpuBackend implements Backend {
       V[i] = p.beta2 * V[i] + (1 - p.beta2) * g * g;
       const update = M[i] / bc1 / (Math.sqrt(V[i] / bc2) + p.eps);
       P[i] = P[i] * (1 - p.lr * p.weightDecay) - p.lr * update;
+    }
+  }
+
+  adamwMany(updates: readonly AdamWUpdate[]): void {
+    for (const u of updates) this.adamw(u.param, u.grad, u.m, u.v, u.p);
+  }
+
+  sumSquares(xs: readonly Storage[]): Storage {
+    // Accumulated in f64 and rounded once to the dtype (of the first storage).
+    let acc = 0;
+    for (const x of xs) {
+      const a = this.arr(x);
+      for (let i = 0; i < a.length; i++) acc += a[i] * a[i];
+    }
+    return this.upload(xs[0]?.dtype ?? 'f32', [acc]);
+  }
+
+  clipByNorm(xs: readonly Storage[], norm: Storage, maxNorm: number): void {
+    // Each step rounded to the dtype, as the composed ops (add, div, minimum, mul) round.
+    const round = norm.dtype === 'f32' ? Math.fround : (v: number) => v;
+    const scale = Math.min(round(round(maxNorm) / round(this.arr(norm)[0] + round(1e-6))), 1);
+    for (const x of xs) {
+      const a = this.arr(x);
+      for (let i = 0; i < a.length; i++) a[i] = a[i] * scale;
     }
   }
 }

@@ -5,7 +5,7 @@
 // The heavy methods (matmul, indexing, fused rows, random, AdamW) run the builders of src/shaders;
 // each builder documents its own storage order, which this file adapts to the contract.
 
-import type { AdamWParams, AttentionParams, Backend, BinaryOp, MatmulParams, MemoryStats, ReduceOp, Storage, UnaryOp } from '../../backend.js';
+import type { AdamWParams, AdamWUpdate, AttentionParams, Backend, BinaryOp, MatmulParams, MemoryStats, ReduceOp, Storage, UnaryOp } from '../../backend.js';
 import { arrayFor, type DType, type TypedArray } from '../../dtype.js';
 import { contiguousStrides, sizeOf } from '../../shape.js';
 import { cpus } from 'node:os';
@@ -18,10 +18,11 @@ import { layerNormBackwardLaunches, layerNormLaunch } from '../../../shaders/lay
 import { rowFormFor, type RowForm } from '../../../shaders/rows.js';
 import { chooseMatmulVariant, MATMUL_MAX_BATCH_RANK, matmulCandidates, matmulLaunch, packF16Launch, supportsOperandType, type MatmulOperandType, type MatmulVariant } from '../../../shaders/matmul.js';
 import { copyLaunch } from '../../../shaders/movement.js';
-import { adamwLaunch } from '../../../shaders/optimizer.js';
-import { randomLaunch } from '../../../shaders/random.js';
+import { adamwLaunch, adamwMultiLaunch, clipScaleLaunch } from '../../../shaders/optimizer.js';
+import { dropoutMaskLaunch, randomLaunch } from '../../../shaders/random.js';
 import { softmaxBackwardLaunch, softmaxLaunch } from '../../../shaders/softmax.js';
-import { reduceGenericLaunch, reduceRowsLaunch } from '../../../shaders/reduce.js';
+import { powerIterationLaunch } from '../../../shaders/spectral.js';
+import { reduceGenericLaunch, reduceRowsLaunch, sumSquaresLaunch } from '../../../shaders/reduce.js';
 import { collapseDims } from '../../../shaders/strided.js';
 import { openDevice, type DeviceOptions } from './device.js';
 import { MatmulTuner, tuningEnabled } from './matmulTuner.js';
@@ -70,6 +71,14 @@ const SOFTWARE_GROUPS_PER_CORE = 8;
 /** Row length at or above which a last-axes reduction uses a workgroup per row. */
 const ROW_REDUCE_MIN_COLS = 128;
 
+/** Parameters per multi-tensor AdamW dispatch at most (each binds four storage buffers). */
+const ADAMW_MAX_SLOTS = 8;
+/** Tensors per sumSquares / clipByNorm dispatch at most (one storage buffer each, plus one). */
+const MULTI_MAX_SLOTS = 15;
+/** Workgroups per tensor of sumSquares: a few per core on a software adapter, more on hardware. */
+const SOFTWARE_SUMSQ_GROUPS_PER_CORE = 2;
+const HARDWARE_SUMSQ_GROUPS = 32;
+
 export class WebGPUBackend implements Backend {
   readonly name = 'webgpu';
   readonly dtypes = ['f32', 'i32'] as const;
@@ -77,17 +86,18 @@ export class WebGPUBackend implements Backend {
   /** Workgroup cap of the grid-stride (elementwise, copy) kernels. */
   private readonly groups: number;
 
-  /** How the row kernels (softmax, layerNorm, gatherLogProbs) map rows onto invocations. */
-  private readonly rowForm: RowForm;
 
   private operandType: MatmulOperandType = 'f32';
   private tuner: MatmulTuner | null = null;
   private readonly tuneCache: string | undefined;
   private tuning: Promise<void> | null = null;
 
+  /** Storage buffers one dispatch may bind (the device's limit; WebGPU guarantees 8). */
+  private readonly maxStorage: number;
+
   private constructor(private readonly rt: GpuRuntime, opts: WebGPUBackendOptions) {
     this.groups = rt.isSoftware ? SOFTWARE_GROUPS_PER_CORE * Math.max(1, cpus().length) : HARDWARE_MAX_GROUPS;
-    this.rowForm = rowFormFor(rt.isSoftware);
+    this.maxStorage = rt.device.limits.maxStorageBuffersPerShaderStage;
     this.tuneCache = opts.matmulTuneCache ?? (process.env.GANPO_MATMUL_TUNE_CACHE || undefined);
     const precision = opts.matmulPrecision ?? (process.env.GANPO_MATMUL_PRECISION as MatmulPrecision | undefined);
     if (precision !== undefined) this.setMatmulPrecision(precision);
@@ -447,15 +457,20 @@ export class WebGPUBackend implements Backend {
     return out;
   }
 
+  /** How the row kernels (softmax, layerNorm, gatherLogProbs) map rows onto invocations. */
+  private rowForm(rows: number): RowForm {
+    return rowFormFor(this.rt.isSoftware, rows);
+  }
+
   softmax(x: Storage, rows: number, cols: number, log: boolean): Storage {
     const out = this.alloc(x.dtype, rows * cols);
-    this.run(softmaxLaunch(rows, cols, log, this.rowForm), [x, out], rows * cols);
+    this.run(softmaxLaunch(rows, cols, log, this.rowForm(rows)), [x, out], rows * cols);
     return out;
   }
 
   softmaxBackward(y: Storage, dy: Storage, rows: number, cols: number, log: boolean): Storage {
     const dx = this.alloc(y.dtype, rows * cols);
-    this.run(softmaxBackwardLaunch(rows, cols, log, this.rowForm), [y, dy, dx], rows * cols);
+    this.run(softmaxBackwardLaunch(rows, cols, log, this.rowForm(rows)), [y, dy, dx], rows * cols);
     return dx;
   }
 
@@ -463,7 +478,7 @@ export class WebGPUBackend implements Backend {
     const y = this.alloc(x.dtype, rows * cols);
     const mean = this.alloc(x.dtype, rows);
     const rstd = this.alloc(x.dtype, rows);
-    this.run(layerNormLaunch(rows, cols, eps, this.rowForm), [x, gamma, beta, y, mean, rstd], rows * cols);
+    this.run(layerNormLaunch(rows, cols, eps, this.rowForm(rows)), [x, gamma, beta, y, mean, rstd], rows * cols);
     return { y, mean, rstd };
   }
 
@@ -477,7 +492,7 @@ export class WebGPUBackend implements Backend {
       this.fill(dbeta, 0);
       return { dx, dgamma, dbeta };
     }
-    const l = layerNormBackwardLaunches(rows, cols, this.rowForm);
+    const l = layerNormBackwardLaunches(rows, cols, this.rowForm(rows));
     this.run(l.dx, [dy, x, gamma, mean, rstd, dx], rows * cols);
     this.run(l.params, [dy, x, mean, rstd, dgamma, dbeta], rows * cols);
     return { dx, dgamma, dbeta };
@@ -486,7 +501,7 @@ export class WebGPUBackend implements Backend {
   gatherLogProbs(logits: Storage, targets: Storage, rows: number, cols: number) {
     const logp = this.alloc(logits.dtype, rows);
     const lse = this.alloc(logits.dtype, rows);
-    this.run(gatherLogProbsLaunch(rows, cols, this.rowForm), [logits, targets, logp, lse], rows);
+    this.run(gatherLogProbsLaunch(rows, cols, this.rowForm(rows)), [logits, targets, logp, lse], rows);
     return { logp, lse };
   }
 
@@ -525,7 +540,61 @@ export class WebGPUBackend implements Backend {
     return out;
   }
 
+  dropoutMask(dtype: DType, size: number, key: readonly [number, number], offset: number, p: number): Storage {
+    if (dtype !== 'f32') throw new Error(`webgpu dropoutMask: dtype ${dtype} is not supported (f32 only)`);
+    const out = this.alloc(dtype, size);
+    this.run(dropoutMaskLaunch(size, [key[0], key[1]], offset, Math.fround(1 - p), Math.fround(1 / (1 - p)), this.groups), [out], size);
+    return out;
+  }
+
+  powerIteration(w: Storage, u: Storage, v: Storage, rows: number, cols: number, eps: number): void {
+    if (w.dtype !== 'f32') throw new Error(`webgpu powerIteration: dtype ${w.dtype} is not supported (f32 only)`);
+    this.run(powerIterationLaunch(rows, cols, eps), [w, u, v], rows * cols);
+  }
+
   adamw(param: Storage, grad: Storage, m: Storage, v: Storage, p: AdamWParams): void {
     this.run(adamwLaunch(param.size, p), [param, grad, m, v], param.size);
+  }
+
+  // ---- multi-tensor kernels: many tensors per dispatch, up to the storage-binding limit ----
+
+  adamwMany(updates: readonly AdamWUpdate[]): void {
+    const live = updates.filter((u) => u.param.size > 0);
+    const slots = Math.max(1, Math.min(ADAMW_MAX_SLOTS, Math.floor(this.maxStorage / 4)));
+    for (let i = 0; i < live.length; i += slots) {
+      const chunk = live.slice(i, i + slots);
+      const launch = adamwMultiLaunch(chunk.map((u) => ({ size: u.param.size, p: u.p })), this.groups);
+      this.run(launch, chunk.flatMap((u) => [u.param, u.grad, u.m, u.v]), 1);
+    }
+  }
+
+  sumSquares(xs: readonly Storage[]): Storage {
+    const live = xs.filter((x) => x.size > 0);
+    for (const x of live) if (x.dtype !== 'f32') throw new Error(`webgpu sumSquares: dtype ${x.dtype} is not supported (f32 only)`);
+    if (live.length === 0) {
+      const zero = this.alloc('f32', 1);
+      this.fill(zero, 0);
+      return zero;
+    }
+    const groups = this.rt.isSoftware ? SOFTWARE_SUMSQ_GROUPS_PER_CORE * Math.max(1, cpus().length) : HARDWARE_SUMSQ_GROUPS;
+    const slots = Math.max(1, Math.min(MULTI_MAX_SLOTS, this.maxStorage - 1));
+    const partials = this.alloc('f32', live.length * groups);
+    for (let i = 0; i < live.length; i += slots) {
+      const chunk = live.slice(i, i + slots);
+      this.run(sumSquaresLaunch(chunk.map((x) => x.size), i, groups), [...chunk, partials], 1);
+    }
+    const out = this.reduce('sum', partials, [partials.size], [0]);
+    this.free(partials);
+    return out;
+  }
+
+  clipByNorm(xs: readonly Storage[], norm: Storage, maxNorm: number): void {
+    const live = xs.filter((x) => x.size > 0);
+    for (const x of live) if (x.dtype !== 'f32') throw new Error(`webgpu clipByNorm: dtype ${x.dtype} is not supported (f32 only)`);
+    const slots = Math.max(1, Math.min(MULTI_MAX_SLOTS, this.maxStorage - 1));
+    for (let i = 0; i < live.length; i += slots) {
+      const chunk = live.slice(i, i + slots);
+      this.run(clipScaleLaunch(chunk.map((x) => x.size), maxNorm, this.groups), [norm, ...chunk], 1);
+    }
   }
 }

@@ -1,6 +1,6 @@
 // The WebGPU backend's heavy methods (matmul, indexSelect/indexAdd, softmax, layerNorm,
-// gatherLogProbs and their backwards, random, adamw) agree with the CPU reference on the same
-// inputs. Bounds: |gpu − cpu| <= abs + rel·|cpu|, stated per test (f32 on the GPU, f64
+// gatherLogProbs and their backwards, random, dropoutMask, powerIteration, adamw) agree with the
+// CPU reference on the same inputs. Bounds: |gpu − cpu| <= abs + rel·|cpu|, stated per test (f32 on the GPU, f64
 // accumulation on the CPU for matmul and the layerNorm parameter gradients).
 
 import fc from 'fast-check';
@@ -109,6 +109,32 @@ describeGpu('webgpu heavy kernels', () => {
         else expectClose(g, c, 1e-6, 1e-6, 'normal');
       }
     }), RUNS);
+  });
+
+  it('dropoutMask is bit-identical to the CPU and to (uniform < 1 − p) · 1/(1 − p) from random', async () => {
+    const u32 = fc.integer({ min: 0, max: 2 ** 32 - 1 });
+    await fc.assert(fc.asyncProperty(fc.integer({ min: 0, max: 3000 }), u32, u32, fc.integer({ min: 0, max: MAX_OFFSET - 4000 }), fc.constantFrom(0.1, 0.5, 0.01, 0.9),
+      async (n, k0, k1, offset, p) => {
+        const [g, c] = await readBoth(gpu.dropoutMask('f32', n, [k0, k1], offset, p), cpu.dropoutMask('f32', n, [k0, k1], offset, p));
+        expect([...g]).toEqual([...c]);
+        const u = cpu.readSync(cpu.random('uniform', 'f32', n, [k0, k1], offset));
+        const keep = Math.fround(1 - p);
+        expect([...c]).toEqual([...u].map((x) => (x < keep ? Math.fround(1 / (1 - p)) : 0)));
+      }), RUNS);
+  });
+
+  it('powerIteration updates u and v in place like the CPU within 1e-5 (unit vectors; rows and cols past the workgroup)', async () => {
+    const side = fc.oneof(fc.integer({ min: 1, max: 9 }), fc.integer({ min: 250, max: 600 }));
+    await fc.assert(fc.asyncProperty(side, side, seed, async (rows, cols, sd) => {
+      const [wg, wc] = both('f32', seededValues(sd, rows * cols));
+      const [ug, uc] = both('f32', seededValues(sd + 1, rows));
+      const [vg, vc] = both('f32', seededValues(sd + 2, cols));
+      gpu.powerIteration(wg, ug, vg, rows, cols, 1e-12);
+      cpu.powerIteration(wc, uc, vc, rows, cols, 1e-12);
+      expectClose(...(await readBoth(vg, vc)), 1e-5, 0, 'powerIteration v');
+      expectClose(...(await readBoth(ug, uc)), 1e-5, 0, 'powerIteration u');
+      gpu.free(wg);
+    }), { numRuns: 12 });
   });
 
   it('adamw updates param, m and v in place like the CPU within 1e-6 + 1e-5·|cpu|', async () => {
