@@ -41,7 +41,7 @@ export class GpuRuntime {
   readonly pool: BufferPool;
   readonly errors: ErrorSink;
   readonly debug: boolean;
-  private pipelines = new Map<string, CachedPipeline>();
+  private pipelines = new Map<string, Map<string, CachedPipeline>>();
   private encoder: GPUCommandEncoder | null = null;
   private pass: GPUComputePassEncoder | null = null;
   private recorded = 0;
@@ -101,8 +101,15 @@ export class GpuRuntime {
 
   private pipelineFor(launch: Launch): CachedPipeline {
     const { kernel } = launch;
-    const key = `${kernel.storage.join(',')}\n${kernel.code}`;
-    const hit = this.pipelines.get(key);
+    // Keyed by the source, then the storage modes: builders reuse their source strings, whose hash
+    // V8 caches, so a hit costs no string building or hashing of a multi-kilobyte key per dispatch.
+    let byStorage = this.pipelines.get(kernel.code);
+    if (!byStorage) {
+      byStorage = new Map();
+      this.pipelines.set(kernel.code, byStorage);
+    }
+    const storageKey = kernel.storage.length === 0 ? '' : kernel.storage.join(',');
+    const hit = byStorage.get(storageKey);
     if (hit) return hit;
     const entries: GPUBindGroupLayoutEntry[] = [
       { binding: 0, visibility: GPUShaderStage.COMPUTE, buffer: { type: 'uniform' } },
@@ -129,7 +136,7 @@ export class GpuRuntime {
       this.errors.brokenKernels.add(kernel.name);
       this.errors.add(cached.error, true);
     }));
-    this.pipelines.set(key, cached);
+    byStorage.set(storageKey, cached);
     this.counts.pipelines++;
     return cached;
   }
