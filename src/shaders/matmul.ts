@@ -76,20 +76,26 @@ export function layoutName(l: MatmulLayout): string {
 
 /**
  * Default variant: the static rule, deterministic (the autotuner in
- * backends/webgpu/matmulTuner.ts may pick another). Measured on lavapipe (2 cores, best of 3
- * interleaved, GFLOP/s; the machine was shared, so only same-row ratios mean much):
+ * backends/webgpu/matmulTuner.ts may pick another). Measured on lavapipe (2 cores, best of 5
+ * interleaved, GFLOP/s, idle machine, bench/abMatmul.ts):
  *
- *   shape (m×n×k)        register4x4  register4x8  register8x4  subgroup8x4  subgroup8x8
- *   1024³                      3.8          3.4          4.0          7.2          8.3
- *   1024×4096×128 transB       9.3         10.8         10.2         18.8            -
- *   128×4096×1024 transA       9.9          8.4          9.0         18.3          6.1
- *   1024×512×128               5.6          5.6          5.6         12.2            -
+ *   shape (m×n×k)        register4x8  subgroup8x4  subgroup8x4w16  subgroup8x8
+ *   256³                       8.6         16.4          16.4          16.1
+ *   512³                       8.8         17.1          17.2          17.6
+ *   1024³                      9.7         18.1          18.9          20.6
+ *   1024×4096×128 transB       9.4         18.2          17.6          16.9
+ *   128×4096×1024 transA       9.0         17.1          15.1          17.3
  *
- * so subgroup8x4 (the best all-rounder) where the device has subgroups, else register4x8. On
- * hardware the shared-memory tile is the usual winner once the output fills it (not yet measured).
+ * (an earlier run under load also had register4x4 and register8x4 at about register4x8's rate)
+ * so on a software adapter with subgroups subgroup8x8 for large squarish products and
+ * subgroup8x4 (the best all-rounder) otherwise; without subgroups register4x8. On hardware the
+ * shared-memory tile is the usual winner once the output fills it (not yet measured).
  */
 export function chooseMatmulVariant(p: MatmulParams, adapterIsSoftware: boolean, hasSubgroups = false): MatmulVariant {
-  if (adapterIsSoftware) return hasSubgroups ? 'subgroup8x4' : p.n >= 8 ? 'register4x8' : 'register4x4';
+  if (adapterIsSoftware) {
+    if (!hasSubgroups) return p.n >= 8 ? 'register4x8' : 'register4x4';
+    return p.m >= 512 && p.n >= 512 && p.k >= 512 ? 'subgroup8x8' : 'subgroup8x4';
+  }
   return p.m >= 32 && p.n >= 32 ? 'tiled64' : 'register4x4';
 }
 

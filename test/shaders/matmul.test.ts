@@ -182,9 +182,11 @@ describe.skipIf(!h)('matmul WGSL', () => {
     expect(Array.from(packed!)).toEqual(Array.from(want));
   });
 
-  it('the static rule: subgroups first on a software adapter, register blocking without, tiles on hardware', () => {
+  it('the static rule: subgroups first on a software adapter (8x8 for large products), register blocking without, tiles on hardware', () => {
     const p: MatmulParams = { batchShape: [], aBatchStrides: [], bBatchStrides: [], m: 512, n: 512, k: 512, transA: false, transB: false };
-    expect(chooseMatmulVariant(p, true, true)).toBe('subgroup8x4');
+    expect(chooseMatmulVariant(p, true, true)).toBe('subgroup8x8');
+    expect(chooseMatmulVariant({ ...p, k: 128 }, true, true)).toBe('subgroup8x4');
+    expect(chooseMatmulVariant({ ...p, m: 64 }, true, true)).toBe('subgroup8x4');
     expect(chooseMatmulVariant(p, true).startsWith('register')).toBe(true);
     expect(chooseMatmulVariant(p, false)).toBe('tiled64');
     // Tuner candidates need the feature they use.
