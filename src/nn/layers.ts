@@ -4,7 +4,7 @@
 import { defaultGenerator } from '../tensor/engine.js';
 import type { Generator } from '../tensor/random/philox.js';
 import type { Tensor } from '../tensor/tensor.js';
-import { add, gelu } from '../tensor/ops/elementwise.js';
+import { gelu } from '../tensor/ops/elementwise.js';
 import { embedding } from '../tensor/ops/indexing.js';
 import { matmulT } from '../tensor/ops/matmul.js';
 import { reshape } from '../tensor/ops/movement.js';
@@ -25,8 +25,9 @@ export function linear(x: Tensor, weight: Tensor, bias: Tensor | null, layout: L
   if (x.shape[x.rank - 1] !== inF) throw new ShapeError('linear', `input ${fmtShape(x.shape)} does not end in ${inF} (weight ${fmtShape(weight.shape)}, ${layout} layout)`);
   const lead = x.shape.slice(0, -1);
   const rows = x.size / inF;
-  const y2 = matmulT(reshape(x, [rows, inF]), weight, false, layout === 'torch');
-  const y = bias ? add(y2, bias) : y2;
+  // The bias rides in the matmul kernel's epilogue (one pass instead of matmul + broadcast add).
+  if (bias && (bias.rank !== 1 || bias.shape[0] !== outF)) throw new ShapeError('linear', `bias ${fmtShape(bias.shape)} must be [${outF}] (weight ${fmtShape(weight.shape)}, ${layout} layout)`);
+  const y = matmulT(reshape(x, [rows, inF]), weight, false, layout === 'torch', bias);
   return reshape(y, [...lead, outF]);
 }
 

@@ -169,6 +169,9 @@ const SCALAR_BINDINGS_WGSL = /* wgsl */ `
 @group(0) @binding(3) var<storage, read_write> out: array<f32>;
 `;
 
+/** The bias epilogue's binding: n f32 values, one per output column. */
+const BIAS_BINDING_WGSL = '@group(0) @binding(4) var<storage, read> bias: array<f32>;\n';
+
 const lanes = ['x', 'y', 'z', 'w'];
 
 /**
@@ -176,7 +179,7 @@ const lanes = ['x', 'y', 'z', 'w'];
  * column indices past the edge are clamped for the loads (always in bounds, no branches in the k
  * loop) and skipped at the store.
  */
-function registerBlockedWGSL(s: Spec, L: MatmulLayout, t: MatmulOperandType): string {
+function registerBlockedWGSL(s: Spec, L: MatmulLayout, t: MatmulOperandType, bias: boolean): string {
   const { tm, tn, wgX, wgY, subgroup } = s;
   const vecs = tn / 4;
   const S = t; // storage scalar type of the operands
@@ -274,15 +277,27 @@ function registerBlockedWGSL(s: Spec, L: MatmulLayout, t: MatmulOperandType): st
       `  for (; k < u.K; k = k + 1u) {\n${step(0).join('\n')}\n  }`;
   }
 
+  // The bias epilogue: bias[col] added to every row (columns past N are clamped for the load and
+  // never stored), read once per invocation before the stores.
   const stores: string[] = [];
+  if (bias) {
+    for (let v = 0; v < vecs; v++) {
+      const cols = [0, 1, 2, 3].map((j) => `bias[min(col0 + ${R(4 * v + j)}, u.N - 1u)]`).join(', ');
+      stores.push(`  let bias${v} = vec4<f32>(${cols});`);
+    }
+  }
+  const plus = (v: number) => (bias ? ` + bias${v}` : '');
   for (let i = 0; i < tm; i++) {
     stores.push(`  if (row0 + ${R(i)} < u.M) {`);
     if (L.out) {
       stores.push(`    let o = (outBase + (row0 + ${R(i)}) * u.N + col0) / 4u;`);
-      for (let v = 0; v < vecs; v++) stores.push(`    if (col0 + ${R(4 * v)} < u.N) { out[o + ${R(v)}] = ${acc(i, v)}; }`);
+      for (let v = 0; v < vecs; v++) stores.push(`    if (col0 + ${R(4 * v)} < u.N) { out[o + ${R(v)}] = ${acc(i, v)}${plus(v)}; }`);
     } else {
       stores.push(`    let o = outBase + (row0 + ${R(i)}) * u.N;`);
-      for (let j = 0; j < tn; j++) stores.push(`    if (col0 + ${R(j)} < u.N) { out[o + col0 + ${R(j)}] = ${acc(i, Math.floor(j / 4))}.${lanes[j % 4]}; }`);
+      for (let j = 0; j < tn; j++) {
+        const v = Math.floor(j / 4);
+        stores.push(`    if (col0 + ${R(j)} < u.N) { out[o + col0 + ${R(j)}] = ${acc(i, v)}.${lanes[j % 4]}${bias ? ` + bias${v}.${lanes[j % 4]}` : ''}; }`);
+      }
     }
     stores.push('  }');
   }
@@ -296,7 +311,7 @@ ${UNIFORMS_WGSL}
 @group(0) @binding(1) var<storage, read> a: array<${elem(L.a !== 'strided')}>;
 @group(0) @binding(2) var<storage, read> b: array<${elem(L.b !== 'strided')}>;
 @group(0) @binding(3) var<storage, read_write> out: array<${L.out ? 'vec4<f32>' : 'f32'}>;
-
+${bias ? BIAS_BINDING_WGSL : ''}
 // Each invocation of a ${wgX}x${wgY} workgroup computes a ${tm}x${tn} block of the output (layout ${layoutName(L)}, ${t} operands).
 @compute @workgroup_size(${wgX}, ${wgY})
 fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_id) lid: vec3<u32>,
@@ -318,8 +333,8 @@ ${stores.join('\n')}
  * 64x64 output tile per 16x16 workgroup, 4x4 per invocation at rows ty + 16i and columns tx + 16j
  * (strided so neighbouring invocations read neighbouring shared words), k in steps of 16.
  */
-function tiledWGSL(): string {
-  return /* wgsl */ `${UNIFORMS_WGSL}${SCALAR_BINDINGS_WGSL}
+function tiledWGSL(bias: boolean): string {
+  return /* wgsl */ `${UNIFORMS_WGSL}${SCALAR_BINDINGS_WGSL}${bias ? BIAS_BINDING_WGSL : ''}
 const TILE = 64u;
 const TK = 16u;
 var<workgroup> aTile: array<f32, 1024>; // [TK][TILE]: aTile[kk * 64 + i] = a(row i of the tile, k)
@@ -367,7 +382,7 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_id) lid
     if (row >= u.M) { continue; }
     for (var j = 0u; j < 4u; j = j + 1u) {
       let col = tileCol + lid.x + 16u * j;
-      if (col < u.N) { out[outBase + row * u.N + col] = acc[i][j]; }
+      if (col < u.N) { out[outBase + row * u.N + col] = acc[i][j]${bias ? ' + bias[col]' : ''}; }
     }
   }
 }
@@ -376,16 +391,16 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_id) lid
 
 const sources = new Map<string, string>();
 
-/** The WGSL of one (variant, layout, operand type); cached, so each compiles into one pipeline. */
-export function matmulSource(variant: MatmulVariant, layout: MatmulLayout, type: MatmulOperandType = 'f32'): string {
-  const key = `${variant}/${layoutName(layout)}/${type}`;
+/** The WGSL of one (variant, layout, operand type, bias epilogue); cached: each compiles into one pipeline. */
+export function matmulSource(variant: MatmulVariant, layout: MatmulLayout, type: MatmulOperandType = 'f32', bias = false): string {
+  const key = `${variant}/${layoutName(layout)}/${type}${bias ? '/bias' : ''}`;
   let code = sources.get(key);
   if (code === undefined) {
     if (variant === 'tiled64') {
       if (type !== 'f32') throw new Error('matmul: tiled64 has no f16 form');
-      code = tiledWGSL();
+      code = tiledWGSL(bias);
     } else {
-      code = registerBlockedWGSL(SPECS[variant], layout, type);
+      code = registerBlockedWGSL(SPECS[variant], layout, type, bias);
     }
     sources.set(key, code);
   }
@@ -400,8 +415,10 @@ export function supportsOperandType(variant: MatmulVariant, type: MatmulOperandT
 /**
  * Launch for out [batch..., m, n] = op(a) · op(b); storage [a: read, b: read, out: read_write].
  * With type 'f16', a and b hold f16 values (two per 32-bit word, element offsets as for f32).
+ * With bias, a fourth binding [bias: read, n f32 values] is added to every output row (the
+ * epilogue of a linear layer: no separate broadcast add over the output).
  */
-export function matmulLaunch(p: MatmulParams, variant: MatmulVariant = chooseMatmulVariant(p, true), type: MatmulOperandType = 'f32'): Launch {
+export function matmulLaunch(p: MatmulParams, variant: MatmulVariant = chooseMatmulVariant(p, true), type: MatmulOperandType = 'f32', bias = false): Launch {
   const { m, n, k, batchShape } = p;
   const rank = batchShape.length;
   if (rank > MATMUL_MAX_BATCH_RANK || p.aBatchStrides.length !== rank || p.bBatchStrides.length !== rank) {
@@ -435,7 +452,11 @@ export function matmulLaunch(p: MatmulParams, variant: MatmulVariant = chooseMat
   const layout = matmulLayout(p, variant);
   const suffix = variant === 'tiled64' ? '' : ` ${layoutName(layout)}`;
   return {
-    kernel: { name: `matmul[${variant}${suffix}${type === 'f16' ? ' f16' : ''}]`, code: matmulSource(variant, layout, type), storage: ['read', 'read', 'read_write'] },
+    kernel: {
+      name: `matmul[${variant}${suffix}${type === 'f16' ? ' f16' : ''}${bias ? ' +bias' : ''}]`,
+      code: matmulSource(variant, layout, type, bias),
+      storage: bias ? ['read', 'read', 'read_write', 'read'] : ['read', 'read', 'read_write'],
+    },
     uniforms: packUniforms(empty ? fields.map(([t], i) => [t, i < 4 ? 0 : 1] as UniformField) : fields),
     workgroups: [colGroups, y, z],
   };

@@ -113,7 +113,11 @@ export interface Backend {
   /** Reduces `axes` (sorted, unique) of a contiguous x; the output keeps them as size-1 dims. */
   reduce(op: ReduceOp, x: Storage, shape: readonly number[], axes: readonly number[]): Storage;
 
-  matmul(a: Storage, b: Storage, p: MatmulParams): Storage;
+  /**
+   * out [batch..., m, n] = op(a) · op(b), plus bias (n values, when given) added to every output
+   * row: a linear layer's epilogue, fused so no broadcast add pass follows.
+   */
+  matmul(a: Storage, b: Storage, p: MatmulParams, bias?: Storage | null): Storage;
 
   /** x viewed as [outer, dim, inner]; out[o, j, i] = x[o, idx[j], i], shape [outer, nIdx, inner]. */
   indexSelect(x: Storage, idx: Storage, outer: number, dim: number, inner: number): Storage;

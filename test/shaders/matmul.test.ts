@@ -27,6 +27,8 @@ interface Case {
   transA: boolean;
   transB: boolean;
   seed: number;
+  /** Run the bias epilogue (a fourth binding, n values added to every row). */
+  bias?: boolean;
 }
 
 function contiguous(shape: number[]): number[] {
@@ -110,13 +112,15 @@ async function check(c: Case, variant: MatmulVariant, type: MatmulOperandType = 
     b = hb.rounded;
     inputs = [ha.packed, hb.packed];
   }
-  const [, , out] = await h!.run(matmulLaunch(p, variant, type), [...inputs, nanFilled(batch * m * n)], [2]);
-  const want = cpu.readSync(cpu.matmul(cpu.upload('f32', a), cpu.upload('f32', b), p));
+  const bias = c.bias ? seededFloats(n, c.seed + 2, 3) : null;
+  const [, , out] = await h!.run(matmulLaunch(p, variant, type, !!bias), [...inputs, nanFilled(batch * m * n), ...(bias ? [bias] : [])], [2]);
+  const want = cpu.readSync(cpu.matmul(cpu.upload('f32', a), cpu.upload('f32', b), p, bias ? cpu.upload('f32', bias) : null));
   // f32 accumulation of k terms each at most max|a|·max|b|: rounding error grows like sqrt(k)·eps
   // relative to that sum in practice (k·eps in the worst case), so allow 2·eps·k^1.5·max|a|·max|b|.
   // (The f16 forms multiply the same rounded values exactly in f32, so the bound is the same.)
-  const tol = 2.5e-7 * k * Math.sqrt(k) * maxAbs(a) * maxAbs(b) + 1e-7;
-  expectClose(`matmul[${variant} ${layoutName(matmulLayout(p, variant))} ${type}] ${JSON.stringify(c)}`, out!, want, () => tol);
+  // The bias is added to the rounded product: one more rounding of a value up to |bias| + k·|a|·|b|.
+  const tol = 2.5e-7 * k * Math.sqrt(k) * maxAbs(a) * maxAbs(b) + 1e-7 + (bias ? 1.2e-7 * (maxAbs(bias) + k * maxAbs(a) * maxAbs(b)) : 0);
+  expectClose(`matmul[${variant} ${layoutName(matmulLayout(p, variant))} ${type}${bias ? ' +bias' : ''}] ${JSON.stringify(c)}`, out!, want, () => tol);
 }
 
 const dim = fc.integer({ min: 1, max: 3 });
@@ -133,6 +137,7 @@ const caseArb: fc.Arbitrary<Case> = fc.integer({ min: 0, max: 3 }).chain((rank) 
     transA: fc.boolean(),
     transB: fc.boolean(),
     seed: fc.integer({ min: 0, max: 2 ** 31 - 1 }),
+    bias: fc.boolean(),
   }),
 );
 

@@ -10,16 +10,20 @@ import { reshape, squeeze, unsqueeze } from './movement.js';
 
 /**
  * op(a) @ op(b) where op transposes the last two dims when asked. a: [..., m, k] (or [..., k, m]),
- * b: [..., k, n] (or [..., n, k]); the batch dims broadcast.
+ * b: [..., k, n] (or [..., n, k]); the batch dims broadcast. With bias ([n]), bias is added to
+ * every output row inside the matmul kernel (a linear layer's epilogue; no separate add pass).
  */
-export function matmulT(a: Tensor, b: Tensor, transA = false, transB = false): Tensor {
-  const backend = backendOf('matmul', [a, b]);
+export function matmulT(a: Tensor, b: Tensor, transA = false, transB = false, bias: Tensor | null = null): Tensor {
+  const backend = backendOf('matmul', bias ? [a, b, bias] : [a, b]);
   requireFloat('matmul', a);
   if (a.rank < 2 || b.rank < 2) throw new ShapeError('matmul', `operands need rank >= 2, got ${fmtShape(a.shape)} and ${fmtShape(b.shape)}`);
   const [m, ka] = transA ? [a.shape[a.rank - 1], a.shape[a.rank - 2]] : [a.shape[a.rank - 2], a.shape[a.rank - 1]];
   const [kb, n] = transB ? [b.shape[b.rank - 1], b.shape[b.rank - 2]] : [b.shape[b.rank - 2], b.shape[b.rank - 1]];
   if (ka !== kb) {
     throw new ShapeError('matmul', `inner dims differ: ${fmtShape(a.shape)}${transA ? 'ᵀ' : ''} @ ${fmtShape(b.shape)}${transB ? 'ᵀ' : ''} (${ka} vs ${kb})`);
+  }
+  if (bias && (bias.rank !== 1 || bias.shape[0] !== n || bias.dtype !== a.dtype)) {
+    throw new ShapeError('matmul', `bias ${fmtShape(bias.shape)} (${bias.dtype}) must be [${n}] ${a.dtype}, one value per output column`);
   }
   const aBatch = a.shape.slice(0, -2);
   const bBatch = b.shape.slice(0, -2);
@@ -29,12 +33,14 @@ export function matmulT(a: Tensor, b: Tensor, transA = false, transB = false): T
     aBatchStrides: broadcastStrides(aBatch, batchShape).map((s) => s * m * ka),
     bBatchStrides: broadcastStrides(bBatch, batchShape).map((s) => s * kb * n),
     m, n, k: ka, transA, transB,
-  });
+  }, bias?.storage ?? null);
   const y = wrap(out, [...batchShape, m, n]);
-  return record('matmul', y, [a, b], (g, needs) => [
+  return record('matmul', y, bias ? [a, b, bias] : [a, b], (g, needs) => [
     // d(op(a)) = g @ op(b)ᵀ, d(op(b)) = op(a)ᵀ @ g, each transposed back when the operand was.
     needs[0] ? sumToShape(transA ? matmulT(b, g, transB, true) : matmulT(g, b, false, !transB), a.shape) : null,
     needs[1] ? sumToShape(transB ? matmulT(g, a, true, transA) : matmulT(a, g, !transA, false), b.shape) : null,
+    // d(bias) = g summed over every row.
+    ...(bias ? [needs[2] ? sumToShape(g, bias.shape) : null] : []),
   ]);
 }
 

@@ -61,6 +61,27 @@ describe('matmul: gradients', () => {
     });
   }
 
+  it('gradient of matmulT with a bias epilogue (every transpose, broadcast batches) matches central differences, bias included', async () => {
+    const arb = matmulCaseArb.chain((c) => valuesArb(c.n).map((bias) => ({ ...c, bias })));
+    await gradProperty(arb, (c) => ({
+      fn: (a, b, bias) => T.matmulT(a, b, c.transA, c.transB, bias),
+      inputs: [input(c.a, c.sa), input(c.b, c.sb), input(c.bias, [c.n])],
+    }), { numRuns: 25 });
+  });
+
+  it('the bias epilogue equals matmul then a broadcast add, and a bias of the wrong shape throws naming matmul', () => {
+    fc.assert(fc.property(matmulCaseArb.chain((c) => valuesArb(c.n).map((bias) => ({ ...c, bias }))), (c) => {
+      const a = T.tensor(c.a, c.sa, { dtype: 'f64' });
+      const b = T.tensor(c.b, c.sb, { dtype: 'f64' });
+      const bias = T.tensor(c.bias, [c.n], { dtype: 'f64' });
+      expectAllClose(read(T.matmulT(a, b, c.transA, c.transB, bias)), read(T.add(T.matmulT(a, b, c.transA, c.transB), bias)), 1e-12, 1e-12);
+    }), { numRuns: RUNS });
+    const a = T.tensor([1, 2, 3, 4, 5, 6], [2, 3]);
+    const b = T.tensor([1, 2, 3, 4, 5, 6], [3, 2]);
+    expect(() => T.matmulT(a, b, false, false, T.tensor([1, 2, 3], [3]))).toThrow(/matmul: bias \[3\].*must be \[2\]/);
+    expect(() => T.matmulT(a, b, false, false, T.tensor([1, 2], [1, 2]))).toThrow(/matmul: bias/);
+  });
+
   it('gradient of matmul with broadcast batch dims (NumPy semantics) matches central differences', async () => {
     const arb = matmulCaseArb.map((c) => ({ ...c, transA: false, transB: false, sa: [...c.sa.slice(0, -2), c.m, c.k], sb: [...c.sb.slice(0, -2), c.k, c.n] }));
     await gradProperty(arb, (c) => ({ fn: T.matmul, inputs: [input(c.a, c.sa), input(c.b, c.sb)] }), { numRuns: RUNS });

@@ -167,7 +167,7 @@ export class CpuBackend implements Backend {
     return this.wrap(x.dtype, out);
   }
 
-  matmul(a: Storage, b: Storage, p: MatmulParams): Storage {
+  matmul(a: Storage, b: Storage, p: MatmulParams, bias?: Storage | null): Storage {
     const A = this.arr(a);
     const B = this.arr(b);
     const { m, n, k } = p;
@@ -176,6 +176,11 @@ export class CpuBackend implements Backend {
     forEachStrided(p.batchShape, [p.aBatchStrides, p.bBatchStrides], (bi, o) => {
       matmulInto(A, o[0], B, o[1], out, bi * m * n, m, n, k, p.transA, p.transB, acc);
     });
+    if (bias) {
+      // Added after the product is rounded to the output dtype, as the GPU epilogue does.
+      const c = this.arr(bias);
+      for (let r = 0; r < out.length; r += n) for (let j = 0; j < n; j++) out[r + j] += c[j];
+    }
     return this.wrap(a.dtype, out);
   }
 

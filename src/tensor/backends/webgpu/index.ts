@@ -415,7 +415,7 @@ export class WebGPUBackend implements Backend {
     return { ...p, batchShape: batch.shape, aBatchStrides: batch.strides[0], bBatchStrides: batch.strides[1] };
   }
 
-  matmul(a: Storage, b: Storage, p: MatmulParams): Storage {
+  matmul(a: Storage, b: Storage, p: MatmulParams, bias?: Storage | null): Storage {
     const out = this.alloc(a.dtype, sizeOf(p.batchShape) * p.m * p.n);
     if (out.size === 0) return out;
     const q = this.mergeBatch(p);
@@ -429,11 +429,11 @@ export class WebGPUBackend implements Backend {
       // Round both operands to f16 (packed pairs), multiply with f32 accumulation.
       const a16 = this.packF16(a);
       const b16 = this.packF16(b);
-      this.run(matmulLaunch(q, variant, 'f16'), [a16, b16, out], out.size);
+      this.run(matmulLaunch(q, variant, 'f16', !!bias), bias ? [a16, b16, out, bias] : [a16, b16, out], out.size);
       this.free(a16);
       this.free(b16);
     } else {
-      this.run(matmulLaunch(q, variant), [a, b, out], out.size);
+      this.run(matmulLaunch(q, variant, 'f32', !!bias), bias ? [a, b, out, bias] : [a, b, out], out.size);
     }
     return out;
   }
