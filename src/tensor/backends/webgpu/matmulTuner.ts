@@ -163,7 +163,7 @@ export function readCache(path: string): CacheFile | null {
 }
 
 /** Tuning on or off from the option, else from GANPO_MATMUL_TUNE ('1' on; anything else off). */
-export function tuningEnabled(option: 'on' | 'off' | undefined, env: NodeJS.ProcessEnv = process.env): boolean {
+export function tuningEnabled(option: 'on' | 'off' | undefined, env: Readonly<Record<string, string | undefined>> = process.env): boolean {
   if (option !== undefined) return option === 'on';
   return env.GANPO_MATMUL_TUNE === '1';
 }
