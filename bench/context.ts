@@ -4,6 +4,7 @@
 import { getBackend, setBackend, type Backend, WebGPUBackend } from '../src/tensor/index.js';
 import type { Plan } from './harness.js';
 import type { Peer } from './peer.js';
+import { politely } from '../src/tensor/backends/webgpu/politeWait.js';
 import type { BenchResult, GpuCounters } from './results.js';
 
 export interface BenchContext {
@@ -15,6 +16,17 @@ export interface BenchContext {
   quick: boolean;
   /** The fields every result carries: our backend, device, date and Node version. */
   stamp: Pick<BenchResult, 'backend' | 'device' | 'date' | 'node'>;
+  /**
+   * Our backend waits on the device politely (politeWait.ts: on a software adapter dawn.node's
+   * busy poller would take a core from the driver); the peer's timed calls then run under the
+   * same policy, so both sides wait alike and the ratio compares the work, not the waiting.
+   */
+  politeWait: boolean;
+}
+
+/** The peer's task under the run's wait policy (see BenchContext.politeWait). */
+export function peerTask(ctx: BenchContext, task: () => Promise<void>): () => Promise<void> {
+  return ctx.politeWait ? () => politely(task) : task;
 }
 
 /** Waits until our backend has run everything recorded (a no-op on the CPU, which runs eagerly). */

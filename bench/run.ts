@@ -51,9 +51,11 @@ async function main(): Promise<number> {
   const ctx: BenchContext = {
     backend, gpu, device, peer, quick: values.quick,
     stamp: { backend: backend.name, device, date: new Date().toISOString(), node: process.version },
+    politeWait: gpu?.politeWait ?? false,
   };
   console.log(`ours: ${backend.name} on ${device}${gpu?.isSoftwareAdapter ? ' (software adapter)' : ''}`);
   console.log(`peer: ${peer.name}${peer.fallbackReason ? ` — tfjs-backend-webgpu did not start: ${peer.fallbackReason}` : ' (same Dawn adapter, same process)'}`);
+  console.log(`waits: ${ctx.politeWait ? 'polite on both sides (the device is the CPU: no busy polling while waiting)' : "dawn.node's default polling on both sides"}`);
   console.log(`${values.quick ? 'quick run (one short round each; not for comparison)' : 'full run'}; times are medians\n`);
 
   const results: BenchResult[] = [];

@@ -4,7 +4,7 @@
 import type * as tfTypes from '@tensorflow/tfjs-core';
 import { attention, backward, layerNorm, matmul, ones, randn, softmax, tidy, zeros, type Tensor } from '../../src/tensor/index.js';
 import { Generator } from '../../src/tensor/random/philox.js';
-import { countOnce, plan, syncOurs, type BenchContext, type Entry } from '../context.js';
+import { countOnce, peerTask, plan, syncOurs, type BenchContext, type Entry } from '../context.js';
 import { timeTasks, type Plan } from '../harness.js';
 import type { BenchResult } from '../results.js';
 
@@ -15,7 +15,7 @@ async function compare(
   ctx: BenchContext, name: string, params: BenchResult['params'], p: Plan,
   ours: () => Promise<void>, peer: () => Promise<void>, rate: (ms: number) => Partial<BenchResult>, peerRate: (ms: number) => Partial<BenchResult>,
 ): Promise<BenchResult> {
-  const t = await timeTasks({ ours, peer }, plan(ctx, p));
+  const t = await timeTasks({ ours, peer: peerTask(ctx, peer) }, plan(ctx, p));
   const counters = await countOnce(ctx.backend, ours);
   return {
     name, ...ctx.stamp, params, median_ms: t.ours.median_ms, samples: t.ours.samples, ...rate(t.ours.median_ms),
@@ -48,7 +48,7 @@ async function matmulCase(ctx: BenchContext, n: number): Promise<BenchResult> {
   const ta = tf.randomNormal([n, n]);
   const tb = tf.randomNormal([n, n]);
   const flops = 2 * n ** 3;
-  const p: Plan = n <= 256 ? { rounds: 3, iterations: 10, warmup: 3 } : n <= 512 ? { rounds: 3, iterations: 5, warmup: 2 } : { rounds: 2, iterations: 3, warmup: 1 };
+  const p: Plan = n <= 256 ? { rounds: 3, iterations: 10, warmup: 3 } : n <= 512 ? { rounds: 3, iterations: 5, warmup: 2 } : { rounds: 4, iterations: 4, warmup: 2 };
   try {
     return await compare(ctx, 'matmul', { n, dtype: 'f32' }, p,
       async () => {

@@ -10,7 +10,7 @@ import { defaultTrainConfig, PreferenceTrainer, type TrainConfig } from '../../s
 import type { TokenizedPair } from '../../src/ganpo/data.js';
 import { backward, crossEntropy, keep, tensor, tidy, type Backend } from '../../src/tensor/index.js';
 import { Generator, uniformAt } from '../../src/tensor/random/philox.js';
-import { countOnce, freshBackend, peakBytes, plan, withBackend, type BenchContext, type Entry } from '../context.js';
+import { countOnce, freshBackend, peakBytes, peerTask, plan, withBackend, type BenchContext, type Entry } from '../context.js';
 import { timeTasks } from '../harness.js';
 import type { BenchResult } from '../results.js';
 import { causalBias, TfGpt } from '../tfjsGpt.js';
@@ -72,7 +72,7 @@ const gptTrainStep: Entry = {
     };
 
     try {
-      const t = await timeTasks({ ours, peer }, plan(ctx, { rounds: 2, iterations: 2, warmup: 1 }));
+      const t = await timeTasks({ ours, peer: peerTask(ctx, peer) }, plan(ctx, { rounds: 2, iterations: 2, warmup: 1 }));
       const counters = await countOnce(backend, ours);
       const tokens = B * T;
       return [{

@@ -214,7 +214,7 @@ export class WebGPUBackend implements Backend {
           const t0 = performance.now();
           for (let r = 0; r < reps; r++) this.run(matmulLaunch(p, v, type), [a, b, out], 1);
           this.rt.flush();
-          await this.rt.device.queue.onSubmittedWorkDone();
+          await this.rt.wait(() => this.rt.device.queue.onSubmittedWorkDone());
           best.set(v, Math.min(best.get(v)!, (performance.now() - t0) / reps));
         }
       }
@@ -228,6 +228,11 @@ export class WebGPUBackend implements Backend {
 
   describe(): string {
     return this.rt.adapterInfo;
+  }
+
+  /** Waits on the device sleep between polls instead of spinning (politeWait.ts; GANPO_POLITE_WAIT). */
+  get politeWait(): boolean {
+    return this.rt.politeWait;
   }
 
   /** The adapter is a CPU driver (lavapipe, SwiftShader): kernel variants are chosen for it. */

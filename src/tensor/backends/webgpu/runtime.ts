@@ -6,6 +6,7 @@
 import type { Launch } from '../../../shaders/kernel.js';
 import { ErrorSink, formatCompileError, type OpenedDevice } from './device.js';
 import { BufferPool } from './pool.js';
+import { politely, politeWaitFor } from './politeWait.js';
 
 export interface Counters {
   dispatches: number;
@@ -41,6 +42,8 @@ export class GpuRuntime {
   readonly pool: BufferPool;
   readonly errors: ErrorSink;
   readonly debug: boolean;
+  /** Waits poll dawn.node on a 1 ms timer instead of spinning (politeWait.ts). */
+  readonly politeWait: boolean;
   private pipelines = new Map<string, Map<string, CachedPipeline>>();
   private encoder: GPUCommandEncoder | null = null;
   private pass: GPUComputePassEncoder | null = null;
@@ -62,6 +65,7 @@ export class GpuRuntime {
     this.hasF16 = opened.hasF16;
     this.hasSubgroups = opened.hasSubgroups;
     this.debug = debug;
+    this.politeWait = politeWaitFor(opened.isSoftware);
     this.errors = new ErrorSink(this.device, () => this.lastKernel);
     this.pool = new BufferPool(this.device, GPUBufferUsage.STORAGE | GPUBufferUsage.COPY_SRC | GPUBufferUsage.COPY_DST);
     this.arenaBuffer = this.device.createBuffer({ size: ARENA_BYTES, usage: GPUBufferUsage.UNIFORM | GPUBufferUsage.COPY_DST });
@@ -227,6 +231,11 @@ export class GpuRuntime {
     this.pool.afterSubmit();
   }
 
+  /** Awaits a dawn.node promise, politely when so configured. */
+  wait<T>(p: () => Promise<T>): Promise<T> {
+    return this.politeWait ? politely(p) : p();
+  }
+
   /** Copies `bytes` from the start of buffer back to the CPU, submitting pending work first. */
   async read(buffer: GPUBuffer, bytes: number): Promise<ArrayBuffer> {
     // Let pending compile reports land first: they explain any error already stored.
@@ -239,7 +248,7 @@ export class GpuRuntime {
     this.flush();
     this.counts.readbacks++;
     try {
-      await staging.mapAsync(GPUMapMode.READ);
+      await this.wait(() => staging.mapAsync(GPUMapMode.READ));
       return staging.getMappedRange(0, size).slice(0, bytes);
     } catch (e) {
       await this.errors.settle();
@@ -255,7 +264,7 @@ export class GpuRuntime {
   /** Waits for submitted work and any pending error reports, then throws the first error. */
   async sync(): Promise<void> {
     this.flush();
-    await this.device.queue.onSubmittedWorkDone();
+    await this.wait(() => this.device.queue.onSubmittedWorkDone());
     await this.errors.settle();
     this.check();
   }
