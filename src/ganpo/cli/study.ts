@@ -9,7 +9,7 @@ import { terminalTable, writeReport } from '../report.js';
 
 const d = defaultStudy();
 export const STUDY_FLAGS: FlagSpec[] = [
-  { name: 'full', type: 'boolean', help: 'SimPO and SimPO+GANPO too, seeds 0,1,2, and label noise 0/0.1/0.2/0.3 (hours)', default: false },
+  { name: 'full', type: 'boolean', help: 'SimPO and SimPO+GANPO too, seeds 0,1,2, and label noise 0/0.1/0.2/0.3 (18 models: about 14 min on a 2-core lavapipe machine)', default: false },
   { name: 'model', type: 'string', help: 'base model file', default: d.modelPath },
   { name: 'out', type: 'string', help: 'report directory', default: d.out },
   { name: 'steps', type: 'int', help: 'policy steps per method', default: d.steps, min: 1 },
