@@ -180,12 +180,22 @@ export class GanpoRegularizer {
     return { losses, accuracy: criticAccuracy(scores), scores };
   }
 
-  /** One critic optimizer step at the schedule's learning rate; clears the critic gradients. */
-  criticStep(): void {
+  /**
+   * One critic optimizer step at the schedule's learning rate; clears the critic gradients. With a
+   * gate (one f32 element on the device), the update happens only where gate != 0; a caller that
+   * reads back a zero gate calls revertCriticStep().
+   */
+  criticStep(gate?: Tensor): void {
     this.optimizer.lr = this.schedule.lrAt(this.criticSteps);
-    this.optimizer.step();
+    this.optimizer.step({ gate });
     this.optimizer.zeroGrad();
     this.criticSteps++;
+  }
+
+  /** The last gated criticStep did not happen: its step counts go back. */
+  revertCriticStep(): void {
+    this.optimizer.revertStepCounts();
+    this.criticSteps--;
   }
 
   /** L_adv with critics frozen and in eval mode; gradients flow through them into the policy states. */

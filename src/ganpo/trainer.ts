@@ -8,7 +8,7 @@ import { makeSchedule, type Schedule } from '../nn/schedules.js';
 import { arrayToTensor, saveCheckpoint, withPrefix, type LoadedCheckpoint } from '../nn/checkpoint.js';
 import { copyInto } from '../nn/module.js';
 import {
-  add, backward, closeScope, concat, defaultGenerator, keep, mean, mul, noGrad, openScope, setDefaultGenerator, slice, sqrt, stack, sumOfSquares, tensor, tidy,
+  add, backward, closeScope, concat, defaultGenerator, eq, keep, mean, mul, noGrad, openScope, setDefaultGenerator, slice, sqrt, stack, sum, sumOfSquares, tensor, tidy,
   type Backend, type Tensor,
 } from '../tensor/index.js';
 import { Generator, type GeneratorState } from '../tensor/random/philox.js';
@@ -179,10 +179,23 @@ export class PreferenceTrainer {
   }
 
   /**
-   * Critic update(s) at the accumulation boundary. The critic losses and gradient norm are read
-   * back first so a non-finite critic step is skipped rather than applied. Returns skipped count.
+   * Critic update(s) at the accumulation boundary; a non-finite critic step (losses or gradient
+   * norm) is skipped rather than applied. One update (the default) is gated on the device: the
+   * AdamW kernels run only if the check passed, and the gate is read back with the step's other
+   * scalars (no mid-step readback; the caller reverts the step counts of a skipped update). Several
+   * updates per step read each check back before the next forward. Returns the skipped count so
+   * far and the gate to read back, if any.
    */
-  private async criticUpdates(reg: GanpoRegularizer, criticVec: Tensor, batch: PairBatch, idx: readonly number[], updates: number): Promise<number> {
+  private async criticUpdates(reg: GanpoRegularizer, criticVec: Tensor, batch: PairBatch, idx: readonly number[], updates: number): Promise<{ skipped: number; gate: Tensor | null }> {
+    if (updates === 1) {
+      const gate = noGrad(() => tidy(() => {
+        const check = stackFlat([gradNorm(reg.namedParameters().map(([, p]) => p)), criticVec]);
+        // Σ 0·x is 0 when every x is finite and NaN otherwise.
+        return keep(eq(sum(mul(check, 0)), 0));
+      }));
+      reg.criticStep(gate);
+      return { skipped: 0, gate };
+    }
     let skipped = 0;
     for (let k = 0; k < updates; k++) {
       if (k > 0) {
@@ -202,7 +215,7 @@ export class PreferenceTrainer {
         skipped++;
       }
     }
-    return skipped;
+    return { skipped, gate: null };
   }
 
   /** One optimizer step over gradAccum micro-batches (GANPO.md §6). Returns the step's metrics. */
@@ -213,6 +226,7 @@ export class PreferenceTrainer {
     let sums: Tensor | null = null;
     let criticSums: Tensor | null = null;
     let criticSkipped = 0;
+    let criticGate: Tensor | null = null;
     let tokens = 0;
     for (let micro = 0; micro < accum; micro++) {
       const idx = this.sampler.batch(this.step * accum + micro);
@@ -228,7 +242,7 @@ export class PreferenceTrainer {
           const cr = reg.criticLoss(f.out.hidden!, f.ref!.hidden!, mask);
           backward(mul(add(cr.losses.chosen, cr.losses.rejected), 1 / accum));
           const criticVec = noGrad(() => stack([cr.losses.chosen, cr.losses.rejected, cr.accuracy]));
-          if (micro === accum - 1) criticSkipped = await this.criticUpdates(reg, criticVec, batch, idx, reg.updatesAt(this.step));
+          if (micro === accum - 1) ({ skipped: criticSkipped, gate: criticGate } = await this.criticUpdates(reg, criticVec, batch, idx, reg.updatesAt(this.step)));
           criticSums = accumulate(criticSums, criticVec);
           const adv = reg.generatorLoss(f.out.hidden!, mask);
           loss = reg.regularize(loss, adv);
@@ -246,10 +260,16 @@ export class PreferenceTrainer {
       const parts = [mul(sums!, 1 / accum), norm];
       if (criticSums) parts.push(mul(criticSums, 1 / accum));
       if (reg) parts.push(reg.means.value!);
+      if (criticGate) parts.push(criticGate);
       return stackFlat(parts);
     });
     const values = await packed.data();
-    for (const t of [packed, norm, sums!, criticSums]) t?.dispose();
+    for (const t of [packed, norm, sums!, criticSums, criticGate]) t?.dispose();
+    if (criticGate && values[values.length - 1] === 0) {
+      // The gated critic update did not happen (a non-finite check): count it, undo its counts.
+      reg!.revertCriticStep();
+      criticSkipped++;
+    }
     const metrics: StepMetrics = { step: this.step + 1, lr: this.schedule.lrAt(this.step) };
     let i = 0;
     for (const n of [...BASE_METRICS, ...(reg ? GANPO_METRICS : [])]) metrics[n] = values[i++];

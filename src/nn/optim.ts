@@ -135,9 +135,18 @@ export class AdamW extends Optimizer {
     this.decay = opts.decay ?? (() => true);
   }
 
-  /** One update of every parameter with a gradient, batched into the backend's multi-tensor kernel. */
-  step(): void {
+  /** Parameters whose step count the last step() advanced (see revertStepCounts). */
+  private lastStepped: string[] = [];
+
+  /**
+   * One update of every parameter with a gradient, batched into the backend's multi-tensor kernel.
+   * With a gate (a one-element tensor on the parameters' device), the update happens only where
+   * gate != 0, decided on the device; the step counts advance either way, so a caller that later
+   * reads a zero gate calls revertStepCounts().
+   */
+  step(opts: { gate?: Tensor } = {}): void {
     const byBackend = new Map<Backend, AdamWUpdate[]>();
+    this.lastStepped = [];
     for (const [name, p] of this.params) {
       const g = p.grad;
       if (!g) continue;
@@ -146,6 +155,7 @@ export class AdamW extends Optimizer {
       const v = this.slot(name, p, 'exp_avg_sq');
       const step = (this.steps.get(name) ?? 0) + 1;
       this.steps.set(name, step);
+      this.lastStepped.push(name);
       const list = byBackend.get(p.backend) ?? [];
       byBackend.set(p.backend, list);
       list.push({
@@ -153,7 +163,22 @@ export class AdamW extends Optimizer {
         p: { lr: this.lr, beta1: this.beta1, beta2: this.beta2, eps: this.eps, weightDecay: this.decay(name, p) ? this.weightDecay : 0, step },
       });
     }
-    for (const [backend, updates] of byBackend) backend.adamwMany(updates);
+    const gate = opts.gate;
+    if (gate && (gate.size !== 1 || gate.dtype !== 'f32')) throw new Error(`AdamW.step: the gate must be one f32 element, got ${gate.dtype} [${gate.shape.join(', ')}]`);
+    for (const [backend, updates] of byBackend) {
+      if (gate && gate.backend !== backend) throw new Error('AdamW.step: the gate lives on another backend than the parameters');
+      backend.adamwMany(updates, gate?.storage ?? null);
+    }
+  }
+
+  /** Undoes the step counts of the last step() (its gated update turned out not to happen). */
+  revertStepCounts(): void {
+    for (const name of this.lastStepped) {
+      const n = (this.steps.get(name) ?? 1) - 1;
+      if (n > 0) this.steps.set(name, n);
+      else this.steps.delete(name);
+    }
+    this.lastStepped = [];
   }
 }
 

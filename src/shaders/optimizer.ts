@@ -68,7 +68,7 @@ export interface AdamWSlot {
  * and (1 − β1, 1 − β2, pad, pad); every factor is per slot, so parameters with different settings
  * or step counts can share a launch.
  */
-export function adamwMultiKernel(n: number): Kernel {
+export function adamwMultiKernel(n: number, gated = false): Kernel {
   const bindings: string[] = [];
   const bodies: string[] = [];
   for (let k = 0; k < n; k++) {
@@ -92,28 +92,34 @@ export function adamwMultiKernel(n: number): Kernel {
       param${k}[j] = param${k}[j] * bitcast<f32>(a.z) - bitcast<f32>(a.y) * update;
     }`);
   }
+  // Gated: a one-element buffer written on the device decides whether the update happens at all
+  // (0: nothing changes, so a step found non-finite is skipped without reading anything back).
+  const gate = gated ? `@group(0) @binding(${1 + 4 * n}) var<storage, read> gate: array<f32>;` : '';
   const code = /* wgsl */ `
 struct Uniforms { total: u32, pad0: u32, pad1: u32, pad2: u32, slots: array<vec4<u32>, ${3 * n}> }
 @group(0) @binding(0) var<uniform> u: Uniforms;
 ${bindings.join('\n')}
+${gate}
 
 @compute @workgroup_size(${WORKGROUP})
 fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>,
         @builtin(local_invocation_index) lid: u32) {
+  ${gated ? 'if (gate[0] == 0.0) { return; }' : ''}
   ${gridStrideLoopWGSL(WORKGROUP, 'u.total')} {
     ${bodies.join('')}
   }
 }
 `;
-  return { name: `adamwMulti[${n}]`, code, storage: Array.from({ length: n }, () => ['read_write', 'read', 'read_write', 'read_write'] as const).flat() };
+  const storage = Array.from({ length: n }, () => ['read_write', 'read', 'read_write', 'read_write'] as const).flat();
+  return { name: `adamwMulti[${n}${gated ? ',gated' : ''}]`, code, storage: gated ? [...storage, 'read'] : storage };
 }
 
 /**
- * One multi-tensor AdamW launch; storage [param, grad, m, v] per slot. The factors are those of
+ * One multi-tensor AdamW launch; storage [param, grad, m, v] per slot, then [gate] when gated. The factors are those of
  * adamwLaunch (computed in f64 on the host, rounded once), so each parameter gets bit for bit the
  * update of the one-tensor kernel.
  */
-export function adamwMultiLaunch(slots: readonly AdamWSlot[], maxGroups: number): Launch {
+export function adamwMultiLaunch(slots: readonly AdamWSlot[], maxGroups: number, gated = false): Launch {
   const words = new Uint32Array(4 + 12 * slots.length);
   const f = new Float32Array(words.buffer);
   let end = 0;
@@ -124,7 +130,7 @@ export function adamwMultiLaunch(slots: readonly AdamWSlot[], maxGroups: number)
     f.set([p.lr, 1 - p.lr * p.weightDecay, p.eps, 1 - p.beta1 ** p.step, 1 - p.beta2 ** p.step, p.beta1, p.beta2, 1 - p.beta1, 1 - p.beta2], o + 1);
   });
   words[0] = end;
-  return { kernel: adamwMultiKernel(slots.length), uniforms: words, workgroups: gridStride(end, WORKGROUP, maxGroups) };
+  return { kernel: adamwMultiKernel(slots.length, gated), uniforms: words, workgroups: gridStride(end, WORKGROUP, maxGroups) };
 }
 
 /**

@@ -174,9 +174,11 @@ export interface Backend {
   adamw(param: Storage, grad: Storage, m: Storage, v: Storage, p: AdamWParams): void;
   /**
    * adamw on every entry, with the same result as calling it for each; a backend may batch them
-   * into a few kernels (a multi-tensor optimizer step). Each entry's storages are distinct.
+   * into a few kernels (a multi-tensor optimizer step). Each entry's storages are distinct. With a
+   * gate (one f32 element, computed on the device), the whole step happens only where gate != 0:
+   * a step can be skipped on a device-side condition without a readback.
    */
-  adamwMany(updates: readonly AdamWUpdate[]): void;
+  adamwMany(updates: readonly AdamWUpdate[], gate?: Storage | null): void;
   /** Σ x² over all elements of all xs, as a one-element storage (for global gradient norms). */
   sumSquares(xs: readonly Storage[]): Storage;
   /**

@@ -107,6 +107,29 @@ describe('preference training end to end (CPU backend)', () => {
     expect(resumed).toEqual(straight);
   });
 
+  test('a non-finite critic step is skipped on the device and counted; critics and their step counts stay as they were', async () => {
+    const { policy, reference } = build();
+    const trainer = new PreferenceTrainer(policy, reference, train, heldOut, config(true, 5), { padId: 0, backend: cpu });
+    const reg = trainer.regularizer!;
+    const ok = await trainer.trainStep(); // a normal step: the critics update
+    expect(ok['ganpo/critic_skipped']).toBe(0);
+    expect(reg.criticSteps).toBe(1);
+    const b = reg.chosenCritic.getTensor('head.2.bias');
+    const bad = b.dataSync();
+    bad[0] = NaN;
+    reg.chosenCritic.assign('head.2.bias', cpuTensor(bad, b.shape));
+    const critics = () => reg.namedParameters().map(([n, p]) => [n, [...p.dataSync()]] as const);
+    const before = critics();
+    const stepsBefore = new Map(reg.optimizer.stateDict().steps);
+    const m = await trainer.trainStep();
+    expect(m['ganpo/critic_skipped']).toBe(1);
+    expect(trainer.skippedCriticSteps).toBe(1);
+    expect(critics()).toEqual(before); // NaN equals NaN here: nothing was written
+    expect(reg.criticSteps).toBe(1);
+    expect(new Map(reg.optimizer.stateDict().steps)).toEqual(stepsBefore);
+    trainer.dispose();
+  });
+
   test('non-finite losses skip the update and repeated ones stop with the culprit named', async () => {
     const { policy, reference } = build();
     const trainer = new PreferenceTrainer(policy, reference, train, heldOut, config(false, 5), { padId: 0, backend: cpu });

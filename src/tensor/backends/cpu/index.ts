@@ -459,7 +459,8 @@ export class CpuBackend implements Backend {
     }
   }
 
-  adamwMany(updates: readonly AdamWUpdate[]): void {
+  adamwMany(updates: readonly AdamWUpdate[], gate?: Storage | null): void {
+    if (gate && this.arr(gate)[0] === 0) return;
     for (const u of updates) this.adamw(u.param, u.grad, u.m, u.v, u.p);
   }
 

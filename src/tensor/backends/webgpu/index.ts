@@ -563,13 +563,15 @@ export class WebGPUBackend implements Backend {
 
   // ---- multi-tensor kernels: many tensors per dispatch, up to the storage-binding limit ----
 
-  adamwMany(updates: readonly AdamWUpdate[]): void {
+  adamwMany(updates: readonly AdamWUpdate[], gate?: Storage | null): void {
     const live = updates.filter((u) => u.param.size > 0);
-    const slots = Math.max(1, Math.min(ADAMW_MAX_SLOTS, Math.floor(this.maxStorage / 4)));
+    // A gate takes one storage binding of its own.
+    const slots = Math.max(1, Math.min(ADAMW_MAX_SLOTS, Math.floor((this.maxStorage - (gate ? 1 : 0)) / 4)));
     for (let i = 0; i < live.length; i += slots) {
       const chunk = live.slice(i, i + slots);
-      const launch = adamwMultiLaunch(chunk.map((u) => ({ size: u.param.size, p: u.p })), this.groups);
-      this.run(launch, chunk.flatMap((u) => [u.param, u.grad, u.m, u.v]), 1);
+      const launch = adamwMultiLaunch(chunk.map((u) => ({ size: u.param.size, p: u.p })), this.groups, !!gate);
+      const bufs = chunk.flatMap((u) => [u.param, u.grad, u.m, u.v]);
+      this.run(launch, gate ? [...bufs, gate] : bufs, 1);
     }
   }
 

@@ -51,6 +51,30 @@ describeGpu('webgpu multi-tensor kernels', () => {
     }), RUNS);
   });
 
+  it('gated adamwMany: gate 1 equals the ungated step bit for bit, gate 0 (and NaN) changes nothing, on both backends', async () => {
+    await fc.assert(fc.asyncProperty(sizes, adamParams, seed, fc.constantFrom(0, 1, NaN), async (ns, p, sd, g) => {
+      const data = ns.map((n, k) => [0, 1, 2, 3].map((j) => seededValues(sd + 4 * k + j, n, j === 3 ? 0 : -1, 1)));
+      for (const b of [gpu, cpu] as const) {
+        const up = () => data.map(([pp, gg, m, v]) => ({ param: b.upload('f32', pp), grad: b.upload('f32', gg), m: b.upload('f32', m), v: b.upload('f32', v), p }));
+        const gated = up();
+        const plain = up();
+        const gate = b.upload('f32', [g]);
+        b.adamwMany(gated, gate);
+        b.adamwMany(plain);
+        for (let k = 0; k < ns.length; k++) {
+          for (const [slot, j] of [['param', 0], ['m', 2], ['v', 3]] as const) {
+            const got = [...await b.read(gated[k][slot])];
+            // A NaN gate is not 0: the step happens (the trainer's gates are exactly 0 or 1).
+            const want = g === 0 ? [...Float32Array.from(data[k][j])] : [...await b.read(plain[k][slot])];
+            expect(got, `${b.name} gate ${g} ${slot} of tensor ${k}`).toEqual(want);
+          }
+        }
+        for (const u of [...gated, ...plain]) for (const s of [u.param, u.grad, u.m, u.v]) b.free(s);
+        b.free(gate);
+      }
+    }), { numRuns: 8 });
+  });
+
   it('sumSquares over many tensors matches the CPU within 1e-6·Σx²', async () => {
     await fc.assert(fc.asyncProperty(sizes, seed, async (ns, sd) => {
       const pairs = ns.map((n, k) => both('f32', seededValues(sd + k, n)));
