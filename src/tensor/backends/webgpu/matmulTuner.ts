@@ -15,7 +15,8 @@
 // key; the queue is tuned at the backend's next readback or sync(), when the device is idle (so
 // the timings are clean), or explicitly with `await backend.tuneMatmul()`. Each key costs one
 // compile per candidate plus a few interleaved timed runs (wall clock around
-// queue.onSubmittedWorkDone) on a proxy of the shape at most 512 rows and columns.
+// queue.onSubmittedWorkDone) on a proxy of the shape at most 1024 rows and columns (a 512 cap
+// picked subgroup8x4 for 1024³, where subgroup8x8 is faster at the full size).
 
 import { existsSync, readFileSync, renameSync, writeFileSync } from 'node:fs';
 import type { MatmulParams } from '../../backend.js';
@@ -49,7 +50,7 @@ export function tuneKey(p: MatmulParams, type: MatmulOperandType): string {
 }
 
 /** Contiguous stand-in for p, at most `cap` rows and columns, with p's layout (or p itself). */
-export function proxyParams(p: MatmulParams, cap = 512): MatmulParams {
+export function proxyParams(p: MatmulParams, cap = 1024): MatmulParams {
   const m = Math.min(p.m, cap);
   const n = Math.min(p.n, cap);
   const batch = Math.min(p.batchShape.reduce((s, d) => s * d, 1), 4);

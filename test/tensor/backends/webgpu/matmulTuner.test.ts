@@ -38,9 +38,9 @@ describe('matmul tuner keys', () => {
     expect(tuneKey(P(4, 4, 4, { batchShape: [3], aBatchStrides: [16], bBatchStrides: [0] }), 'f32')).toContain('b4');
   });
 
-  it('times a proxy of at most 512 rows and columns with the same layout', () => {
-    const q = proxyParams(P(1024, 4096, 128, { transB: true }));
-    expect([q.m, q.n, q.k, q.transB]).toEqual([512, 512, 128, true]);
+  it('times a proxy of at most 1024 rows and columns with the same layout', () => {
+    const q = proxyParams(P(2048, 4096, 128, { transB: true }));
+    expect([q.m, q.n, q.k, q.transB]).toEqual([1024, 1024, 128, true]);
     const batched = proxyParams(P(8, 8, 8, { batchShape: [100], aBatchStrides: [64], bBatchStrides: [0] }));
     expect(batched.batchShape).toEqual([4]);
     expect(batched.bBatchStrides).toEqual([0]);
