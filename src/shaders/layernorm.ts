@@ -11,7 +11,7 @@
 // dgamma/dbeta, one invocation per column (grid1d over cols, 64 per workgroup).
 
 import { flatIndexWGSL, grid1d, packUniforms, type Launch } from './kernel.js';
-import { ROW_INDEX_WGSL, ROW_REDUCE_WGSL, ROWS_PER_INVOCATION_GROUP, rowFormGrid, type RowForm } from './rows.js';
+import { ROW_INDEX_WGSL, ROW_REDUCE_WGSL, ROW_PER_INVOCATION_MAIN_WGSL, rowFormGrid, type RowForm } from './rows.js';
 
 const FORWARD_BINDINGS = /* wgsl */ `
 struct Uniforms { rows: u32, cols: u32, eps: f32, pad: u32 }
@@ -89,13 +89,7 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec
 // One invocation per row. Welford over chunks of four: each chunk's exact (4, mean, M2) merged into
 // the running triple (one division per chunk), then single values for the tail.
 const FORWARD_ROW_WGSL = /* wgsl */ `${FORWARD_BINDINGS}
-${flatIndexWGSL(ROWS_PER_INVOCATION_GROUP)}
-@compute @workgroup_size(${ROWS_PER_INVOCATION_GROUP})
-fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>,
-        @builtin(local_invocation_index) lid: u32) {
-  let row = flatIndex(wid, nwg, lid);
-  if (row >= u.rows) { return; }
-  let base = row * u.cols;
+${ROW_PER_INVOCATION_MAIN_WGSL}
   let pivot = x[base];
   var s = vec3<f32>(0.0);
   var c = 0u;
@@ -151,13 +145,7 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec
 `;
 
 const DX_ROW_WGSL = /* wgsl */ `${DX_BINDINGS}
-${flatIndexWGSL(ROWS_PER_INVOCATION_GROUP)}
-@compute @workgroup_size(${ROWS_PER_INVOCATION_GROUP})
-fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>,
-        @builtin(local_invocation_index) lid: u32) {
-  let row = flatIndex(wid, nwg, lid);
-  if (row >= u.rows) { return; }
-  let base = row * u.cols;
+${ROW_PER_INVOCATION_MAIN_WGSL}
   let mu = mean[row];
   let rs = rstd[row];
   var sums = vec2<f32>(0.0);

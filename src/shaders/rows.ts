@@ -2,7 +2,7 @@
 // onto invocations, the row grid, workgroup tree reductions, and the online max/sum that gives a
 // row's log-sum-exp in one pass.
 
-import { grid1d } from './kernel.js';
+import { flatIndexWGSL, grid1d } from './kernel.js';
 
 /**
  * How a row kernel maps rows onto invocations.
@@ -27,6 +27,19 @@ export function rowFormFor(adapterIsSoftware: boolean, rows: number): RowForm {
 
 /** Rows per workgroup in the 'invocation' form. */
 export const ROWS_PER_INVOCATION_GROUP = 64;
+
+/**
+ * WGSL: the entry point of an 'invocation'-form row kernel up to the row's first element: `row`
+ * (this invocation's row; past u.rows it returns) and `base` (row * u.cols). The kernel's uniform
+ * struct needs `rows` and `cols`; the caller writes the body and the closing brace.
+ */
+export const ROW_PER_INVOCATION_MAIN_WGSL = `${flatIndexWGSL(ROWS_PER_INVOCATION_GROUP)}
+@compute @workgroup_size(${ROWS_PER_INVOCATION_GROUP})
+fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>,
+        @builtin(local_invocation_index) lid: u32) {
+  let row = flatIndex(wid, nwg, lid);
+  if (row >= u.rows) { return; }
+  let base = row * u.cols;`;
 
 /** Workgroup counts of a row kernel in either form (index rows with ROW_INDEX_WGSL or flatIndex). */
 export function rowFormGrid(rows: number, form: RowForm): [number, number, number] {

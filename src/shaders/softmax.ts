@@ -4,8 +4,8 @@
 // Dispatch geometry, by RowForm (rows.ts): 'workgroup', one 64-invocation workgroup per row, rows
 // over x then y (rowGrid); 'invocation', one invocation per row, 64 rows per workgroup (grid1d).
 
-import { flatIndexWGSL, packUniforms, type Launch } from './kernel.js';
-import { LOWEST_F32, ONLINE_MAX_SUM_WGSL, ROW_INDEX_WGSL, ROW_REDUCE_WGSL, ROWS_PER_INVOCATION_GROUP, rowFormGrid, type RowForm } from './rows.js';
+import { packUniforms, type Launch } from './kernel.js';
+import { LOWEST_F32, ONLINE_MAX_SUM_WGSL, ROW_INDEX_WGSL, ROW_REDUCE_WGSL, ROW_PER_INVOCATION_MAIN_WGSL, rowFormGrid, type RowForm } from './rows.js';
 
 // Quiet NaN bits, passed as a uniform: a NaN constant in WGSL source is a compile error.
 const NAN_BITS = 0x7fc00000;
@@ -48,13 +48,7 @@ struct Uniforms { rows: u32, cols: u32, log: u32, nanBits: u32 }
 @group(0) @binding(1) var<storage, read> x: array<f32>;
 @group(0) @binding(2) var<storage, read_write> out: array<f32>;
 ${ONLINE_MAX_SUM_WGSL}
-${flatIndexWGSL(ROWS_PER_INVOCATION_GROUP)}
-@compute @workgroup_size(${ROWS_PER_INVOCATION_GROUP})
-fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>,
-        @builtin(local_invocation_index) lid: u32) {
-  let row = flatIndex(wid, nwg, lid);
-  if (row >= u.rows) { return; }
-  let base = row * u.cols;
+${ROW_PER_INVOCATION_MAIN_WGSL}
   var ms = vec2<f32>(${LOWEST_F32}, 0.0);
   for (var c = 0u; c < u.cols; c = c + 1u) { ms = onlineMaxSum(ms, x[base + c]); }
   let logSum = log(ms.y);
@@ -104,13 +98,7 @@ struct Uniforms { rows: u32, cols: u32, log: u32, pad: u32 }
 @group(0) @binding(1) var<storage, read> y: array<f32>;
 @group(0) @binding(2) var<storage, read> dy: array<f32>;
 @group(0) @binding(3) var<storage, read_write> dx: array<f32>;
-${flatIndexWGSL(ROWS_PER_INVOCATION_GROUP)}
-@compute @workgroup_size(${ROWS_PER_INVOCATION_GROUP})
-fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>,
-        @builtin(local_invocation_index) lid: u32) {
-  let row = flatIndex(wid, nwg, lid);
-  if (row >= u.rows) { return; }
-  let base = row * u.cols;
+${ROW_PER_INVOCATION_MAIN_WGSL}
   let isLog = u.log != 0u;
   var dot = 0.0;
   for (var c = 0u; c < u.cols; c = c + 1u) {

@@ -1,7 +1,7 @@
 // Reverse-mode autodiff: ops record a GradNode on their output; backward() walks the graph once
 // in reverse topological order, summing each tensor's incoming gradients.
 
-import { closeScope, keep, openScope, tidy, trackTensor } from './scope.js';
+import { closeScope, keep, openScope, trackTensor } from './scope.js';
 import { Tensor, type GradNode } from './tensor.js';
 import { fmtShape, shapesEqual, ShapeError } from './shape.js';
 

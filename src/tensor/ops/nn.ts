@@ -162,7 +162,7 @@ function checkAttention(q: Tensor, k: Tensor, v: Tensor, opts: AttentionOptions)
   if (q.rank !== 4 || k.rank !== 4 || v.rank !== 4) {
     throw new ShapeError('attention', `q, k, v must be [B, H, T, D]; got ${fmtShape(q.shape)}, ${fmtShape(k.shape)}, ${fmtShape(v.shape)}`);
   }
-  const [B, , Tq, D] = q.shape;
+  const [B, , , D] = q.shape;
   const Tk = k.shape[2];
   if (!shapesEqual(k.shape, v.shape) || k.shape[0] !== B || k.shape[1] !== q.shape[1] || k.shape[3] !== D) {
     throw new ShapeError('attention', `incompatible q ${fmtShape(q.shape)}, k ${fmtShape(k.shape)}, v ${fmtShape(v.shape)}`);
