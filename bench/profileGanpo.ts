@@ -18,13 +18,7 @@ import type { Launch } from '../src/shaders/kernel.js';
 import { setBackend } from '../src/tensor/index.js';
 import { Generator, uniformAt } from '../src/tensor/random/philox.js';
 import { BENCH_GPT } from './entries/training.js';
-
-interface Recorded { launch: Launch; buffers: readonly GPUBuffer[]; origin: string }
-
-function median(xs: number[]): number {
-  const s = [...xs].sort((a, b) => a - b);
-  return s[Math.floor(s.length / 2)];
-}
+import { median, recordDispatches, replay, tally, type Recorded } from './replay.js';
 
 /** The same synthetic pairs as the bench entry (prompt 10, responses 16). */
 function pairs(n: number, seed: number): TokenizedPair[] {
@@ -72,13 +66,7 @@ async function main(): Promise<void> {
   const withOrigin = process.env.ORIGIN === '1' || process.env.ORIGIN === '2';
   const gpu = await WebGPUBackend.create();
   setBackend(gpu);
-  const rt = (gpu as unknown as { rt: { dispatch(l: Launch, b: readonly GPUBuffer[]): void } }).rt;
-  const original = rt.dispatch.bind(rt);
-  let recording: Recorded[] | null = null;
-  rt.dispatch = (l, b) => {
-    recording?.push({ launch: l, buffers: b, origin: withOrigin ? origin() : '' });
-    original(l, b);
-  };
+  const rec = recordDispatches(gpu, withOrigin ? origin : undefined);
   // Time spent waiting on readbacks (the GPU finishing queued work), per step.
   let waiting = 0;
   const read = gpu.read.bind(gpu);
@@ -107,7 +95,7 @@ async function main(): Promise<void> {
       await gpu.sync();
       const last = i === steps - 1;
       gpu.resetCounters();
-      if (last) recording = [];
+      if (last) rec.start();
       const t0 = performance.now();
       waiting = 0;
       await trainers[kind].trainStep();
@@ -115,8 +103,7 @@ async function main(): Promise<void> {
       await gpu.sync();
       if (i > 0) times[kind].push(performance.now() - t0);
       if (last) {
-        recs[kind] = recording ?? [];
-        recording = null;
+        recs[kind] = rec.take();
         const c = gpu.counters();
         counts[kind] = `${c.dispatches} dispatches, ${c.submits} submits, ${c.readbacks} readbacks`;
       }
@@ -133,37 +120,15 @@ async function main(): Promise<void> {
     process.exit(0);
   }
 
-  // Replay each dispatch alone: buffers went back to the pool but still exist; stale contents do
-  // not change a kernel's cost. The cost of an empty submit-and-wait is subtracted.
-  const waitCost: number[] = [];
-  for (let i = 0; i < 20; i++) {
-    const t0 = performance.now();
-    gpu.flush();
-    await gpu.device.queue.onSubmittedWorkDone();
-    waitCost.push(performance.now() - t0);
-  }
-  const base = median(waitCost);
   const reps = Number(process.env.REPS ?? 5);
   for (const kind of ['dpo', 'ganpo']) {
+    const { base, ms } = await replay(gpu, recs[kind], rec.dispatch, reps);
     const byKernel = new Map<string, { ms: number; n: number }>();
     const byOrigin = new Map<string, { ms: number; n: number }>();
-    for (const r of recs[kind]) {
-      const samples: number[] = [];
-      for (let k = 0; k < 2; k++) {
-        const t0 = performance.now();
-        for (let j = 0; j < reps; j++) original(r.launch, r.buffers);
-        gpu.flush();
-        await gpu.device.queue.onSubmittedWorkDone();
-        samples.push((performance.now() - t0 - base) / reps);
-      }
-      const ms = Math.max(0, Math.min(...samples));
-      for (const [map, key] of [[byKernel, detailKey(r.launch)], [byOrigin, r.origin]] as const) {
-        const e = map.get(key) ?? { ms: 0, n: 0 };
-        e.ms += ms;
-        e.n++;
-        map.set(key, e);
-      }
-    }
+    recs[kind].forEach((r, i) => {
+      tally(byKernel, detailKey(r.launch), ms[i]);
+      tally(byOrigin, r.origin, ms[i]);
+    });
     const show = (title: string, map: Map<string, { ms: number; n: number }>, top: number) => {
       const rows = [...map.entries()].sort((a, b) => b[1].ms - a[1].ms);
       const total = rows.reduce((s, [, e]) => s + e.ms, 0);

@@ -11,15 +11,11 @@ import type { Backend } from '../src/tensor/backend.js';
 import type { Launch } from '../src/shaders/kernel.js';
 import { backward, crossEntropy, keep, tensor, tidy } from '../src/tensor/index.js';
 import { Generator } from '../src/tensor/random/philox.js';
+import { median, recordDispatches, replay, tally } from './replay.js';
 
 const config = { vocabSize: 4096, contextLength: 64, dModel: 128, nLayers: 4, nHeads: 4, dropout: 0 };
 const B = 16;
 const T = 64;
-
-function median(xs: number[]): number {
-  const s = [...xs].sort((a, b) => a - b);
-  return s[Math.floor(s.length / 2)];
-}
 
 async function trainSteps(backend: Backend, steps: number, onStepStart?: (i: number) => void): Promise<number[]> {
   const model = new GPT(config, { backend, generator: new Generator(1) });
@@ -58,8 +54,6 @@ function detailKey(l: Launch): string {
   return `${l.kernel.name} [${Array.from(u.slice(0, 4)).join(',')}]${u.length > 12 ? ` shape ${Array.from(u.slice(4, 8)).join(',')}` : ''}`;
 }
 
-interface Recorded { launch: Launch; buffers: readonly GPUBuffer[] }
-
 async function main(): Promise<void> {
   const steps = Number(process.argv[2] ?? 3);
   if (process.argv[3] === 'cpu') {
@@ -68,54 +62,21 @@ async function main(): Promise<void> {
     process.exit(0);
   }
   const gpu = await WebGPUBackend.create();
-  // The runtime is private; the profiler reaches in to record launches.
-  const rt = (gpu as unknown as { rt: { dispatch(l: Launch, b: readonly GPUBuffer[]): void } }).rt;
-  const original = rt.dispatch.bind(rt);
-  let recording: Recorded[] | null = null;
-  rt.dispatch = (l, b) => {
-    recording?.push({ launch: l, buffers: b });
-    original(l, b);
-  };
+  const rec = recordDispatches(gpu);
   const times = await trainSteps(gpu, steps, (i) => {
-    if (i === steps - 1) recording = [];
+    if (i === steps - 1) rec.start();
     gpu.resetCounters();
   });
   const c = gpu.counters();
   console.log(`webgpu step ms: ${times.map((x) => x.toFixed(0)).join(' ')}; median ${median(times).toFixed(0)} (${(B * T / median(times) * 1000).toFixed(0)} tok/s); last step ${c.dispatches} dispatches, ${c.submits} submits`);
-  const rec = recording as Recorded[] | null ?? [];
-  recording = null;
-  // Replay each dispatch alone. Buffers went back to the pool but still exist; their contents are
-  // stale, which does not change a kernel's cost. Subtract the cost of an empty submit-and-wait.
-  const waitCost: number[] = [];
-  for (let i = 0; i < 20; i++) {
-    const t0 = performance.now();
-    gpu.flush();
-    await gpu.device.queue.onSubmittedWorkDone();
-    waitCost.push(performance.now() - t0);
-  }
-  const base = median(waitCost);
+  const recs = rec.take();
+  const { base, ms } = await replay(gpu, recs, rec.dispatch, Number(process.env.REPS ?? 5));
   const per = new Map<string, { ms: number; n: number }>();
-  // Each dispatch runs REPS times in one submit, so the wake-up latency of a wait is amortized.
-  const reps = Number(process.env.REPS ?? 5);
-  for (const r of rec) {
-    const samples: number[] = [];
-    for (let k = 0; k < 2; k++) {
-      const t0 = performance.now();
-      for (let j = 0; j < reps; j++) original(r.launch, r.buffers);
-      gpu.flush();
-      await gpu.device.queue.onSubmittedWorkDone();
-      samples.push((performance.now() - t0 - base) / reps);
-    }
-    const key = detailKey(r.launch);
-    const e = per.get(key) ?? { ms: 0, n: 0 };
-    e.ms += Math.max(0, Math.min(...samples));
-    e.n++;
-    per.set(key, e);
-  }
+  recs.forEach((r, i) => tally(per, detailKey(r.launch), ms[i]));
   let total = 0;
   const rows = [...per.entries()].sort((a, b) => b[1].ms - a[1].ms);
   for (const [, e] of rows) total += e.ms;
-  console.log(`replayed kernel time ${total.toFixed(0)} ms over ${rec.length} dispatches (wait overhead ${base.toFixed(3)} ms subtracted each)`);
+  console.log(`replayed kernel time ${total.toFixed(0)} ms over ${recs.length} dispatches (wait overhead ${base.toFixed(3)} ms subtracted each)`);
   for (const [name, e] of rows) console.log(`${name.padEnd(40)} ${e.ms.toFixed(1).padStart(8)} ms  ${String(e.n).padStart(5)}x`);
   gpu.destroy();
   process.exit(0);
