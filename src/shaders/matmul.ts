@@ -14,15 +14,21 @@
 
 import type { MatmulParams } from '../tensor/backend.js';
 import { gridStride, gridStrideLoopWGSL, MAX_WORKGROUPS_PER_DIM, packUniforms, type Launch, type UniformField } from './kernel.js';
+import { tileWGSL, tileWorkgroupBytes, type TileSpec } from './matmulTiles.js';
 
 /**
  * Register-blocked variants compute a TM×TN block per invocation from storage (no workgroup
  * memory) on an 8×8 workgroup: 'registerTMxTN' loads every operand value it uses;
  * 'subgroupTMxTN' lets the 8 lanes that share a block row load one row of a each and pass the
  * values around with subgroupShuffle (needs the `subgroups` feature; 'w16' = an 8×16 workgroup).
- * tiled64 shares 64×64 tiles through workgroup memory.
+ * tiled64 shares 64×64 tiles through workgroup memory (scalar loads, one tile buffer).
+ * 'tileBMxBN[kBK]' (tiles.ts) stage BM×BK and BK×BN operand tiles in double-buffered workgroup
+ * memory with vec4 loads where the layout allows, 4×4 blocks of vec4 registers per invocation.
  */
-export const MATMUL_VARIANTS = ['register4x4', 'register4x8', 'register8x4', 'subgroup8x4', 'subgroup8x8', 'subgroup8x4w16', 'tiled64'] as const;
+export const MATMUL_VARIANTS = [
+  'register4x4', 'register4x8', 'register8x4', 'subgroup8x4', 'subgroup8x8', 'subgroup8x4w16', 'tiled64',
+  'tile64x64', 'tile128x64', 'tile128x128', 'tile128x128k16',
+] as const;
 export type MatmulVariant = (typeof MATMUL_VARIANTS)[number];
 
 /** Variants that need a device feature beyond core WebGPU. */
@@ -52,7 +58,7 @@ export interface MatmulLayout {
 
 const div4 = (xs: readonly number[]) => xs.every((x) => x % 4 === 0);
 
-/** The layout a register variant uses for p (tiled64 always reads scalars). */
+/** The layout a variant uses for p (tiled64 always reads scalars). */
 export function matmulLayout(p: MatmulParams, variant: MatmulVariant): MatmulLayout {
   if (variant === 'tiled64') return { a: 'strided', b: 'strided', out: false };
   const aOk = div4(p.aBatchStrides);
@@ -96,14 +102,18 @@ export function chooseMatmulVariant(p: MatmulParams, adapterIsSoftware: boolean,
     if (!hasSubgroups) return p.n >= 8 ? 'register4x8' : 'register4x4';
     return p.m >= 512 && p.n >= 512 && p.k >= 512 ? 'subgroup8x8' : 'subgroup8x4';
   }
-  return p.m >= 32 && p.n >= 32 ? 'tiled64' : 'register4x4';
+  // Hardware: the largest workgroup-memory tile the output fills several times over.
+  if (p.m >= 1024 && p.n >= 1024) return 'tile128x128';
+  if (p.m >= 256 && p.n >= 128) return 'tile128x64';
+  return p.m >= 32 && p.n >= 32 ? 'tile64x64' : 'register4x4';
 }
 
 /** The variants worth timing on an adapter with the given features (the tuner's candidates). */
-export function matmulCandidates(adapterIsSoftware: boolean, features: ReadonlySet<string>): MatmulVariant[] {
-  const base: MatmulVariant[] = adapterIsSoftware ? ['register4x4', 'register4x8', 'register8x4'] : ['tiled64', 'register4x4', 'register8x4'];
+export function matmulCandidates(adapterIsSoftware: boolean, features: ReadonlySet<string>, maxWorkgroupBytes = 16384): MatmulVariant[] {
+  const tiles: MatmulVariant[] = ['tiled64', 'tile64x64', 'tile128x64', 'tile128x128', 'tile128x128k16'];
+  const base: MatmulVariant[] = adapterIsSoftware ? ['register4x4', 'register4x8', 'register8x4'] : [...tiles, 'register4x4', 'register8x4'];
   const sub: MatmulVariant[] = features.has('subgroups') ? ['subgroup8x4', 'subgroup8x8', 'subgroup8x4w16'] : [];
-  return [...base, ...sub];
+  return [...base, ...sub].filter((v) => matmulWorkgroupBytes(v) <= maxWorkgroupBytes);
 }
 
 interface Spec {
@@ -114,7 +124,25 @@ interface Spec {
   subgroup: boolean;
 }
 
-const SPECS: Record<Exclude<MatmulVariant, 'tiled64'>, Spec> = {
+type TileVariant = 'tile64x64' | 'tile128x64' | 'tile128x128' | 'tile128x128k16';
+type RegisterVariant = Exclude<MatmulVariant, 'tiled64' | TileVariant>;
+
+const TILES: Record<TileVariant, TileSpec> = {
+  tile64x64: { bm: 64, bn: 64, bk: 16, tm: 4, tn: 4 },
+  tile128x64: { bm: 128, bn: 64, bk: 8, tm: 8, tn: 8 },
+  tile128x128: { bm: 128, bn: 128, bk: 8, tm: 8, tn: 8 },
+  tile128x128k16: { bm: 128, bn: 128, bk: 16, tm: 8, tn: 8 },
+};
+
+const isTile = (v: MatmulVariant): v is TileVariant => v in TILES;
+
+/** Workgroup memory a variant needs (bytes); candidates over the device's limit are skipped. */
+export function matmulWorkgroupBytes(variant: MatmulVariant): number {
+  if (variant === 'tiled64') return 2 * 1024 * 4;
+  return isTile(variant) ? tileWorkgroupBytes(TILES[variant]) : 0;
+}
+
+const SPECS: Record<RegisterVariant, Spec> = {
   register4x4: { tm: 4, tn: 4, wgX: 8, wgY: 8, subgroup: false },
   register4x8: { tm: 4, tn: 8, wgX: 8, wgY: 8, subgroup: false },
   register8x4: { tm: 8, tn: 4, wgX: 8, wgY: 8, subgroup: false },
@@ -131,6 +159,7 @@ interface Geometry {
 
 function geometry(variant: MatmulVariant): Geometry {
   if (variant === 'tiled64') return { rowsPerGroup: 64, colsPerGroup: 64 };
+  if (isTile(variant)) return { rowsPerGroup: TILES[variant].bm, colsPerGroup: TILES[variant].bn };
   const s = SPECS[variant];
   return { rowsPerGroup: s.tm * s.wgY, colsPerGroup: s.tn * s.wgX };
 }
@@ -399,6 +428,8 @@ export function matmulSource(variant: MatmulVariant, layout: MatmulLayout, type:
     if (variant === 'tiled64') {
       if (type !== 'f32') throw new Error('matmul: tiled64 has no f16 form');
       code = tiledWGSL(bias);
+    } else if (isTile(variant)) {
+      code = tileWGSL(TILES[variant], layout, type, bias, UNIFORMS_WGSL + (bias ? BIAS_BINDING_WGSL : ''));
     } else {
       code = registerBlockedWGSL(SPECS[variant], layout, type, bias);
     }

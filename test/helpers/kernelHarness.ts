@@ -37,7 +37,9 @@ export async function openHarness(suite: string): Promise<KernelHarness | undefi
   if (!adapter) return undefined;
   // Optional features the kernels have variants for (f16 operands, subgroup operations).
   const wanted: GPUFeatureName[] = ['shader-f16', 'subgroups'];
-  const device = await adapter.requestDevice({ requiredFeatures: wanted.filter((f) => adapter.features.has(f)) });
+  // As the backend does: workgroup memory up to the adapter's maximum (the 128×128×16 matmul tile needs 32 KiB).
+  const requiredLimits = { maxComputeWorkgroupStorageSize: adapter.limits.maxComputeWorkgroupStorageSize };
+  const device = await adapter.requestDevice({ requiredFeatures: wanted.filter((f) => adapter.features.has(f)), requiredLimits });
   return makeHarness(device);
 }
 

@@ -35,8 +35,17 @@ async function gpuInstance(): Promise<GPU> {
   process.env.XDG_RUNTIME_DIR ??= mkdtempSync(join(tmpdir(), 'ganpo-xdg-'));
   const { create, globals } = await import('webgpu');
   Object.assign(globalThis, globals);
-  instance = create([]);
+  instance = create(dawnFlags(process.env.GANPO_DAWN_FLAGS));
   return instance;
+}
+
+/**
+ * Options for dawn.node's create() from GANPO_DAWN_FLAGS, separated by spaces, e.g.
+ * 'enable-dawn-features=allow_unsafe_apis,disable_robustness' or 'adapter=NAME' (see the webgpu
+ * package's README). For experiments: nothing in the library needs any.
+ */
+export function dawnFlags(env: string | undefined): string[] {
+  return (env ?? '').split(/\s+/).filter((f) => f.length > 0);
 }
 
 /** The adapter, or null when the machine has no usable WebGPU driver. */

@@ -133,7 +133,7 @@ export class WebGPUBackend implements Backend {
       return;
     }
     this.tuner ??= new MatmulTuner(this.rt.adapterInfo, {
-      candidates: (type) => matmulCandidates(this.rt.isSoftware, this.featureSet()).filter((v) => supportsOperandType(v, type)),
+      candidates: (type) => matmulCandidates(this.rt.isSoftware, this.featureSet(), this.device.limits.maxComputeWorkgroupStorageSize).filter((v) => supportsOperandType(v, type)),
       cachePath: this.tuneCache,
     });
   }
