@@ -72,11 +72,20 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec
   let base = row * u.cols;
   let pivot = x[base];
   var s = vec3<f32>(0.0);
-  for (var c = lid; c < u.cols; c = c + WG) { s = welfordAdd(s, x[base + c] - pivot); }
+  // Four loads in flight per lane (a GPU's loop is otherwise bound by one load's latency at a
+  // time), merged as one chunk's exact (4, mean, M2), as the invocation form does.
+  var c = lid;
+  for (; c + 3u * WG < u.cols; c = c + 4u * WG) {
+    let v = vec4<f32>(x[base + c], x[base + c + WG], x[base + c + 2u * WG], x[base + c + 3u * WG]) - vec4<f32>(pivot);
+    let cm = (v.x + v.y + v.z + v.w) * 0.25;
+    let d = v - vec4<f32>(cm);
+    s = welfordMerge(s, vec3<f32>(4.0, cm, dot(d, d)));
+  }
+  for (; c < u.cols; c = c + WG) { s = welfordAdd(s, x[base + c] - pivot); }
   s = workgroupWelford(s, lid);
   let mu = s.y; // the mean of x - pivot
   let rs = 1.0 / sqrt(s.z / f32(u.cols) + u.eps);
-  for (var c = lid; c < u.cols; c = c + WG) {
+  for (c = lid; c < u.cols; c = c + WG) {
     y[base + c] = ((x[base + c] - pivot) - mu) * rs * gamma[c] + beta[c];
   }
   if (lid == 0u) {

@@ -94,19 +94,39 @@ export function layoutName(l: MatmulLayout): string {
  *
  * (an earlier run under load also had register4x4 and register8x4 at about register4x8's rate)
  * so on a software adapter with subgroups subgroup8x8 for large squarish products and
- * subgroup8x4 (the best all-rounder) otherwise; without subgroups register4x8. On hardware the
- * shared-memory tile is the usual winner once the output fills it (not yet measured).
+ * subgroup8x4 (the best all-rounder) otherwise; without subgroups register4x8.
+ *
+ * On an NVIDIA H100 (Dawn's Vulkan backend, best of 5, TFLOP/s, bench/device/gpu-run.sh):
+ *
+ *   shape (m×n×k)        tile128x128  tile128x64  tile64x64  tiled64  register4x4  subgroup8x8
+ *   4096³                      34.6        34.3       28.1     14.7       23.9        22.4
+ *   2048³                      32.0        31.2       26.1     14.0       19.9        17.7
+ *   1024³                      12.5        16.6       20.3     11.9       13.7        13.1
+ *   512³                        2.7         3.5        5.1      3.6        3.3         2.9
+ *   1024×4096×128 transB       16.0        16.9       14.1      7.7        5.9         6.6
+ *   128×4096×1024 transA        2.5         3.7        6.2      4.5        2.0         1.6
+ *
+ * so the biggest tile whose workgroups still fill the GPU (HARDWARE_MIN_GROUPS), else 64×64.
  */
 export function chooseMatmulVariant(p: MatmulParams, adapterIsSoftware: boolean, hasSubgroups = false): MatmulVariant {
   if (adapterIsSoftware) {
     if (!hasSubgroups) return p.n >= 8 ? 'register4x8' : 'register4x4';
     return p.m >= 512 && p.n >= 512 && p.k >= 512 ? 'subgroup8x8' : 'subgroup8x4';
   }
-  // Hardware: the largest workgroup-memory tile the output fills several times over.
-  if (p.m >= 1024 && p.n >= 1024) return 'tile128x128';
-  if (p.m >= 256 && p.n >= 128) return 'tile128x64';
-  return p.m >= 32 && p.n >= 32 ? 'tile64x64' : 'register4x4';
+  // Hardware: the largest workgroup-memory tile that still gives the GPU enough workgroups.
+  if (p.m < 32 || p.n < 32) return 'register4x4';
+  const batch = p.batchShape.reduce((s, d) => s * d, 1);
+  const groups = (bm: number, bn: number) => Math.ceil(p.m / bm) * Math.ceil(p.n / bn) * batch;
+  if (groups(128, 128) >= HARDWARE_MIN_GROUPS) return 'tile128x128';
+  if (groups(128, 64) >= HARDWARE_MIN_GROUPS) return 'tile128x64';
+  return 'tile64x64';
 }
+
+/**
+ * Workgroups a big tile must fill before it beats a smaller one (about two per SM on an H100's
+ * 132: at 1024³, 64 tiles of 128×128 ran at 12.5 TFLOP/s and 256 tiles of 64×64 at 20.3).
+ */
+const HARDWARE_MIN_GROUPS = 256;
 
 /** The variants worth timing on an adapter with the given features (the tuner's candidates). */
 export function matmulCandidates(adapterIsSoftware: boolean, features: ReadonlySet<string>, maxWorkgroupBytes = 16384): MatmulVariant[] {

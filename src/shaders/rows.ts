@@ -66,6 +66,13 @@ fn onlineMaxSum(ms: vec2<f32>, x: f32) -> vec2<f32> {
   if (x > ms.x) { return vec2<f32>(x, ms.y * exp(ms.x - x) + 1.0); }
   return vec2<f32>(ms.x, ms.y + exp(x - ms.x));
 }
+
+// The same with four more values at once: one rescale of the running sum, to their joint max.
+fn onlineMaxSum4(ms: vec2<f32>, v: vec4<f32>) -> vec2<f32> {
+  let m = max(ms.x, max(max(v.x, v.y), max(v.z, v.w)));
+  let e = exp(v - vec4<f32>(m));
+  return vec2<f32>(m, ms.y * exp(ms.x - m) + (e.x + e.y) + (e.z + e.w));
+}
 `;
 
 export const ROW_REDUCE_WGSL = /* wgsl */ `

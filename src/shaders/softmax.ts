@@ -23,7 +23,14 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec
   if (row >= u.rows) { return; } // uniform across the workgroup
   let base = row * u.cols;
   var ms = vec2<f32>(${LOWEST_F32}, 0.0);
-  for (var c = lid; c < u.cols; c = c + WG) { ms = onlineMaxSum(ms, x[base + c]); }
+  // Four loads in flight per lane before any arithmetic (on a GPU the loop is otherwise bound by
+  // one load's latency at a time), then the online update with their max.
+  var c = lid;
+  for (; c + 3u * WG < u.cols; c = c + 4u * WG) {
+    let v = vec4<f32>(x[base + c], x[base + c + WG], x[base + c + 2u * WG], x[base + c + 3u * WG]);
+    ms = onlineMaxSum4(ms, v);
+  }
+  for (; c < u.cols; c = c + WG) { ms = onlineMaxSum(ms, x[base + c]); }
   ms = workgroupMaxSum(ms, lid);
   // Normalize relative to the max, not through lse = max + log(sum): for scores near ±1e9 (masked
   // attention rows) max + log(sum) rounds back to max in f32 and the row would not sum to 1.
@@ -32,7 +39,7 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec
   // A row of only -inf has sum 0. The CPU then takes max = 0 and gets lse = -inf and NaN outputs;
   // write those NaNs explicitly rather than trust f32 inf arithmetic.
   let allMasked = ms.y == 0.0;
-  for (var c = lid; c < u.cols; c = c + WG) {
+  for (c = lid; c < u.cols; c = c + WG) {
     let v = x[base + c];
     var y = select(exp(v - ms.x) * invSum, (v - ms.x) - logSum, u.log != 0u);
     if (allMasked) { y = bitcast<f32>(u.nanBits); }

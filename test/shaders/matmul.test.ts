@@ -208,7 +208,12 @@ describe.skipIf(!h)('matmul WGSL', () => {
     expect(chooseMatmulVariant({ ...p, k: 128 }, true, true)).toBe('subgroup8x4');
     expect(chooseMatmulVariant({ ...p, m: 64 }, true, true)).toBe('subgroup8x4');
     expect(chooseMatmulVariant(p, true).startsWith('register')).toBe(true);
-    expect(chooseMatmulVariant(p, false).startsWith('tile')).toBe(true);
+    // Hardware: the biggest tile that still makes 256 workgroups.
+    expect(chooseMatmulVariant({ ...p, m: 4096, n: 4096, k: 4096 }, false)).toBe('tile128x128');
+    expect(chooseMatmulVariant({ ...p, m: 1024, n: 2048 }, false)).toBe('tile128x64');
+    expect(chooseMatmulVariant({ ...p, m: 1024, n: 1024 }, false)).toBe('tile64x64');
+    expect(chooseMatmulVariant({ ...p, batchShape: [16], aBatchStrides: [0], bBatchStrides: [0], m: 512, n: 512 }, false)).toBe('tile128x128');
+    expect(chooseMatmulVariant({ ...p, m: 16 }, false)).toBe('register4x4');
     // Tuner candidates need the feature they use.
     expect(matmulCandidates(true, new Set()).some((v) => v.startsWith('subgroup'))).toBe(false);
     expect(matmulCandidates(true, new Set(['subgroups']))).toContain('subgroup8x4');
