@@ -1,7 +1,7 @@
 // A/B timing of the fused attention kernels (src/shaders/attention.ts) at the bench entry's shape,
 // B=8 H=4 T=128 causal, interleaved in one process (best of rounds; the machine is shared).
-// Run: npx tsc -p tsconfig.json && node dist/bench/abAttention.js [GxKT,GxKT,...] [D]
-// e.g. `16x1,16x4,32x4 32` compares workgroups of 16 and 32 rows, 1 or 4 keys per loop step.
+// Run: npx tsc -p tsconfig.json && node dist/bench/abAttention.js [GxRPI,GxRPI,...] [D] [full]
+// e.g. `16x1,8x4 32` compares 16 invocations holding one row each with 8 holding four.
 
 import { WebGPUBackend } from '../src/tensor/backends/webgpu/index.js';
 import type { AttentionParams, Storage } from '../src/tensor/backend.js';
@@ -38,7 +38,8 @@ for (const s of shapes) {
   variants.push({ name: `dq ${tag(s)}`, launch: l.dq, buffers: bufs[1] });
   variants.push({ name: `dkv ${tag(s)}`, launch: l.dkv, buffers: bufs[2] });
 }
-const best = await abTime(gpu, variants, Number(process.env.ROUNDS ?? 5), 3);
+// REPS dispatches per submit (default 3); on a real GPU use more, its round trip outweighs a kernel.
+const best = await abTime(gpu, variants, Number(process.env.ROUNDS ?? 5), Number(process.env.REPS ?? 3));
 for (const s of shapes) {
   const mine = [...best].filter(([name]) => name.endsWith(` ${tag(s)}`));
   report(`${tag(s)} (sum ${mine.reduce((a, [, ms]) => a + ms, 0).toFixed(2)} ms)`, new Map(mine));

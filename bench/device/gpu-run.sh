@@ -1,24 +1,8 @@
 #!/usr/bin/env bash
-# The benchmark run on a lent NVIDIA machine (see bench/README.md, "On a real GPU"): unpacks the
-# carried Node.js, node_modules, Vulkan loader and GL vendor-neutral libraries (.devcarry, made by
-# the shared prepare-carry script plus `apt-get download libegl1 libglvnd0 libopengl0 libgl1
-# libglx0 libgles2`: NVIDIA's Vulkan driver lives in libGLX_nvidia, which needs them), checks that
-# Dawn sees the GPU, then times the matmul variants, the ceilings and the full bench.
-# Writes everything under $OUT. Usage there: bash bench/device/gpu-run.sh [torch]
-set -uo pipefail
-OUT=${OUT:-/tmp/out}; mkdir -p "$OUT"
-for f in .devcarry/*.deb; do dpkg -x "$f" /; done; ldconfig
-xz -dc .devcarry/node.xz > /usr/local/bin/node; chmod +x /usr/local/bin/node
-tar -xJf .devcarry/modules.tar.xz
-export VK_DRIVER_FILES=/usr/local/nvidia/share/vulkan/icd.d/nvidia_icd.json
-nvidia-smi --query-gpu=name,driver_version,clocks.sm,clocks.max.sm,memory.total --format=csv 2>&1 | tee "$OUT/nvidia-smi.txt"
-quiet() { grep -v artificially; }
-# Stop at once (no device time wasted) unless Dawn finds a hardware adapter.
-node --input-type=module -e "
-import { openDevice } from './dist/src/tensor/backends/webgpu/device.js';
-const d = await openDevice(); console.log('adapter:', d.adapterInfo, 'software:', d.isSoftware, 'limits: wg bytes', d.device.limits.maxComputeWorkgroupStorageSize, 'subgroups', d.hasSubgroups, 'f16', d.hasF16);
-process.exit(d.isSoftware ? 1 : 0);" 2>&1 | quiet | tee "$OUT/adapter.txt"
-[ "${PIPESTATUS[0]}" = 0 ] || { echo 'no hardware adapter: stopping'; exit 1; }
+# The benchmark run on a lent NVIDIA machine (see bench/README.md, "On a real GPU"): after
+# setup.sh, times the matmul variants, the ceilings (gpuCeilings.ts; with `torch`, PyTorch's too)
+# and the full bench. Writes everything under $OUT. Usage there: bash bench/device/gpu-run.sh [torch]
+source "$(dirname "$0")/setup.sh"
 if [ "${1:-}" = torch ]; then
   # The practical FP32 and copy ceilings through PyTorch (cuBLAS SGEMM with TF32 off).
   timeout 120 python3 bench/device/torchCeilings.py 2>&1 | tee "$OUT/torch.txt"
