@@ -36,13 +36,27 @@ import { LOWEST_F32 } from './rows.js';
 export const ATTENTION_MAX_D = 128;
 
 /**
- * Measured with bench/abAttention.ts on lavapipe (2 cores, 8-wide SIMD; B=8 H=4 T=128 D=32 causal,
- * forward + dq + dk/dv, best of 5, one process): g×rpi 16×1 88 ms, 8×2 54, 8×4 37, 16×4 50,
- * 8×8 32 — but 8×8 doubles the already long pipeline compile of the unrolled D=32 code for a few
- * percent. g = 8 is one SIMD chunk, so the causal bound of each block is tight. Not yet measured on
- * hardware, where a larger g would fill a warp.
+ * The software-adapter variant. Measured with bench/abAttention.ts on lavapipe (2 cores, 8-wide
+ * SIMD; B=8 H=4 T=128 D=32 causal, forward + dq + dk/dv, best of 5, one process): g×rpi 16×1
+ * 88 ms, 8×2 54, 8×4 37, 16×4 50, 8×8 32 — but 8×8 doubles the already long pipeline compile of
+ * the unrolled D=32 code for a few percent. g = 8 is one SIMD chunk, so the causal bound of each
+ * block is tight.
  */
 export const ATTENTION_VARIANT: AttentionVariant = { g: 8, rpi: 4 };
+
+/**
+ * The hardware variant. On an NVIDIA H100 (same shape, 50 dispatches per submit, best of 5):
+ * D=32 forward + dq + dk/dv 8×4 0.96 ms, 32×2 0.44, 8×1 … 128×1 0.36-0.38; D=64 8×4 2.46 ms,
+ * 32×2 1.07, 32×1 0.49, 64×1 0.57, 8×1 0.69. Holding four rows (32 vec4 registers of
+ * accumulators and operands at D=32) spills on a GPU; one row per invocation does not, and 32
+ * invocations (one warp) keep the causal bound of each block tight.
+ */
+export const ATTENTION_VARIANT_HARDWARE: AttentionVariant = { g: 32, rpi: 1 };
+
+/** The variant for an adapter: software (CPU driver) or a GPU. */
+export function attentionVariantFor(adapterIsSoftware: boolean): AttentionVariant {
+  return adapterIsSoftware ? ATTENTION_VARIANT : ATTENTION_VARIANT_HARDWARE;
+}
 
 /** A row whose max score (forward) or log-sum-exp (backward) is below this kept no key. */
 const FULLY_MASKED = '-5e8';

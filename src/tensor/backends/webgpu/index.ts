@@ -11,7 +11,7 @@ import { contiguousStrides, sizeOf } from '../../shape.js';
 import { cpus } from 'node:os';
 import { HARDWARE_MAX_GROUPS, type Launch } from '../../../shaders/kernel.js';
 import { binaryLaunch, castLaunch, fillLaunch, type GpuDType, unaryLaunch, whereLaunch } from '../../../shaders/elementwise.js';
-import { ATTENTION_MAX_D, attentionBackwardLaunches, attentionLaunch } from '../../../shaders/attention.js';
+import { ATTENTION_MAX_D, attentionBackwardLaunches, attentionLaunch, attentionVariantFor, type AttentionVariant } from '../../../shaders/attention.js';
 import { gatherLogProbsBackwardLaunch, gatherLogProbsLaunch } from '../../../shaders/crossentropy.js';
 import { indexAddLaunch, indexSelectLaunch } from '../../../shaders/embedding.js';
 import { layerNormBackwardLaunches, layerNormLaunch } from '../../../shaders/layernorm.js';
@@ -95,9 +95,16 @@ export class WebGPUBackend implements Backend {
   /** Storage buffers one dispatch may bind (the device's limit; WebGPU guarantees 8). */
   private readonly maxStorage: number;
 
+  /**
+   * The fused attention kernels' shape (invocations per workgroup × rows each): chosen for the
+   * adapter (src/shaders/attention.ts); settable, so tests can run the other adapter kind's form.
+   */
+  attentionVariant: AttentionVariant;
+
   private constructor(private readonly rt: GpuRuntime, opts: WebGPUBackendOptions) {
     this.groups = rt.isSoftware ? SOFTWARE_GROUPS_PER_CORE * Math.max(1, cpus().length) : HARDWARE_MAX_GROUPS;
     this.maxStorage = rt.device.limits.maxStorageBuffersPerShaderStage;
+    this.attentionVariant = attentionVariantFor(rt.isSoftware);
     this.tuneCache = opts.matmulTuneCache ?? (process.env.GANPO_MATMUL_TUNE_CACHE || undefined);
     const precision = opts.matmulPrecision ?? (process.env.GANPO_MATMUL_PRECISION as MatmulPrecision | undefined);
     if (precision !== undefined) this.setMatmulPrecision(precision);
@@ -520,7 +527,7 @@ export class WebGPUBackend implements Backend {
     if (q.dtype !== 'f32' || p.d > ATTENTION_MAX_D || p.d === 0) return undefined;
     const out = this.alloc('f32', q.size);
     const lse = this.alloc('f32', p.batch * p.heads * p.tq);
-    this.run(attentionLaunch(p, keyMask !== null), [q, k, v, keyMask ?? q, out, lse], lse.size);
+    this.run(attentionLaunch(p, keyMask !== null, this.attentionVariant), [q, k, v, keyMask ?? q, out, lse], lse.size);
     return { out, lse };
   }
 
@@ -529,7 +536,7 @@ export class WebGPUBackend implements Backend {
     const dk = this.alloc('f32', k.size);
     const dv = this.alloc('f32', v.size);
     const stats = this.alloc('f32', 2 * lse.size);
-    const l = attentionBackwardLaunches(p, keyMask !== null);
+    const l = attentionBackwardLaunches(p, keyMask !== null, this.attentionVariant);
     const mask = keyMask ?? q;
     this.run(l.stats, [out, dout, lse, stats], lse.size);
     this.run(l.dq, [q, k, v, mask, stats, dout, dq], lse.size);

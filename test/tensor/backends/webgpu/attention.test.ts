@@ -9,6 +9,7 @@ import { it } from 'vitest';
 import { backward, clone, mul, sum, tensor, tidy } from '../../../../src/tensor/index.js';
 import { attention, composedAttention, type AttentionOptions } from '../../../../src/tensor/ops/nn.js';
 import type { Backend } from '../../../../src/tensor/backend.js';
+import { ATTENTION_VARIANT, ATTENTION_VARIANT_HARDWARE } from '../../../../src/shaders/attention.js';
 import { attentionCaseArb, keyMaskValues, values, type AttentionCase } from '../../../helpers/attentionCases.js';
 import { cpu, describeGpu, expectClose, gpu } from '../../../helpers/webgpu.js';
 
@@ -69,6 +70,28 @@ describeGpu('fused attention on WebGPU', () => {
       const r = await run(cpu, c, attention, droppingMask);
       g.forEach((xs, i) => expectClose(xs, r[i], 2e-5, 1e-4, `${names[i]} ${JSON.stringify(c)}`));
     }), { numRuns: 12 });
+  });
+
+  // The other adapter kind's kernel shape, on this adapter (lavapipe runs the hardware form here).
+  const other = ATTENTION_VARIANT_HARDWARE;
+  it(`the ${other.g}x${other.rpi} form matches the CPU backend too, rows that keep no key included`, async () => {
+    const mine = gpu.attentionVariant;
+    const swapped = mine.g === other.g && mine.rpi === other.rpi ? ATTENTION_VARIANT : other;
+    gpu.attentionVariant = swapped;
+    try {
+      await fc.assert(fc.asyncProperty(gpuCaseArb, async (c) => {
+        const g = await run(gpu, c, attention);
+        const r = await run(cpu, c, attention);
+        g.forEach((xs, i) => expectClose(xs, r[i], 2e-5, 1e-4, `${swapped.g}x${swapped.rpi} ${names[i]} ${JSON.stringify(c)}`));
+      }), { numRuns: 6 });
+      await fc.assert(fc.asyncProperty(degenerateCaseArb, async (c) => {
+        const g = await run(gpu, c, attention, droppingMask);
+        const r = await run(cpu, c, attention, droppingMask);
+        g.forEach((xs, i) => expectClose(xs, r[i], 2e-5, 1e-4, `${swapped.g}x${swapped.rpi} ${names[i]} ${JSON.stringify(c)}`));
+      }), { numRuns: 6 });
+    } finally {
+      gpu.attentionVariant = mine;
+    }
   });
 
   it('matches the composed attention on the GPU, including fully masked rows', async () => {
