@@ -87,6 +87,39 @@ dst.destroy();
 const copyGbps = (2 * copyBytes) / (copyMs * 1e6);
 report({ name: 'driver_copy', params: { bytes: copyBytes }, best_ms: copyMs, gbps: copyGbps, fraction_of_peak: peakGbps ? copyGbps / peakGbps : undefined });
 
+// A plain WGSL vec4 copy (grid-stride, four loads in flight per invocation): what a compute
+// shader can stream on this device, the fair ceiling for our kernels.
+{
+  const n4 = copyBytes / 16;
+  const copyKernel = {
+    name: 'ceiling[copyVec4]',
+    storage: ['read', 'read_write'] as const,
+    code: /* wgsl */ `
+struct U { n: u32, p0: u32, p1: u32, p2: u32 }
+@group(0) @binding(0) var<uniform> u: U;
+@group(0) @binding(1) var<storage, read> xs: array<vec4<f32>>;
+@group(0) @binding(2) var<storage, read_write> out: array<vec4<f32>>;
+@compute @workgroup_size(256)
+fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>, @builtin(local_invocation_index) lid: u32) {
+  let stride = nwg.x * 256u;
+  var i = wid.x * 256u + lid;
+  for (; i + 3u * stride < u.n; i = i + 4u * stride) {
+    let a = xs[i]; let b = xs[i + stride]; let c = xs[i + 2u * stride]; let d = xs[i + 3u * stride];
+    out[i] = a; out[i + stride] = b; out[i + 2u * stride] = c; out[i + 3u * stride] = d;
+  }
+  for (; i < u.n; i = i + stride) { out[i] = xs[i]; }
+}`,
+  };
+  const launch = { kernel: { ...copyKernel, storage: [...copyKernel.storage] }, uniforms: new Uint32Array([n4, 0, 0, 0]), workgroups: [Math.min(4096, Math.ceil(n4 / 256)), 1, 1] as [number, number, number] };
+  const a = gpu.alloc('f32', copyBytes / 4);
+  const b = gpu.alloc('f32', copyBytes / 4);
+  const ms = await best(() => gpu.runKernel(launch, [a], [b]), 20);
+  const gbps = (2 * copyBytes) / (ms * 1e6);
+  report({ name: 'wgsl_copy_vec4', params: { bytes: copyBytes }, best_ms: ms, gbps, fraction_of_peak: peakGbps ? gbps / peakGbps : undefined, fraction_of_copy: gbps / copyGbps });
+  gpu.free(a);
+  gpu.free(b);
+}
+
 const gen = new Generator(11);
 const dispose = (t: Tensor) => t.dispose();
 

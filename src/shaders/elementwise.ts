@@ -16,6 +16,30 @@ const MAIN = `@compute @workgroup_size(${STRIDED_WG})
 fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>, @builtin(local_invocation_index) lid: u32) {
   ${gridStrideLoopWGSL(STRIDED_WG)} {`;
 
+/**
+ * The grid-stride entry taking four elements per step, their loads issued before any store: with
+ * one load in flight per invocation a GPU's memory pipe stays mostly idle (on an H100 a
+ * one-element loop streamed about 1.9 TB/s of its 3.35). `load(i, t)` declares element t's
+ * inputs, `store(i, t)` writes its output; the tail takes one element at a time.
+ */
+function unrolledMain(load: (i: string, t: number) => string, store: (i: string, t: number) => string): string {
+  const at = (t: number) => (t === 0 ? 'i' : `i + ${t}u * stride`);
+  const four = [0, 1, 2, 3];
+  return `@compute @workgroup_size(${STRIDED_WG})
+fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>, @builtin(local_invocation_index) lid: u32) {
+  let stride = nwg.x * ${STRIDED_WG}u;
+  var i = wid.x * ${STRIDED_WG}u + lid;
+  for (; i + 3u * stride < u.n; i = i + 4u * stride) {
+    ${four.map((t) => load(at(t), t)).join('\n    ')}
+    ${four.map((t) => store(at(t), t)).join('\n    ')}
+  }
+  for (; i < u.n; i = i + stride) {
+    ${load('i', 0)}
+    ${store('i', 0)}
+  }
+}`;
+}
+
 /** Shared f32 helpers, pasted only into kernels that call them (keeps printed WGSL short). */
 const HELPERS: Record<string, string> = {
   // log1p for y >= 0 without a builtin: log(u)·y/(u−1) cancels the rounding of u = 1 + y (Goldberg).
@@ -119,11 +143,8 @@ export function unaryKernel(op: UnaryOp, dtype: GpuDType): Kernel {
 @group(0) @binding(1) var<storage, read> xs: array<${dtype}>;
 @group(0) @binding(2) var<storage, read_write> out: array<${dtype}>;
 ${helpers(deps)}
-${MAIN}
-    let x = f32(xs[i]);
-    out[i] = ${dtype}(${expr});
-  }
-}`;
+fn f(x: f32) -> ${dtype} { return ${dtype}(${expr}); }
+${unrolledMain((i, t) => `let x${t} = f32(xs[${i}]);`, (i, t) => `out[${i}] = f(x${t});`)}`;
   return { name: `unary[${op},${dtype}]`, code, storage: ['read', 'read_write'] };
 }
 
@@ -167,13 +188,8 @@ export function binaryKernel(op: BinaryOp, dtype: GpuDType, rank: number, exact 
 @group(0) @binding(3) var<storage, read_write> out: array<${dtype}>;
 ${helpers(deps)}
 ${offsetsWGSL(['sa', 'sb'], exact, rank)}
-${MAIN}
-    let o = offsets(i);
-    let a = as_[o.x];
-    let b = bs[o.y];
-    out[i] = ${expr};
-  }
-}`;
+fn f(a: ${dtype}, b: ${dtype}) -> ${dtype} { return ${expr}; }
+${unrolledMain((i, t) => `let o${t} = offsets(${i}); let a${t} = as_[o${t}.x]; let b${t} = bs[o${t}.y];`, (i, t) => `out[${i}] = f(a${t}, b${t});`)}`;
   return { name: `binary[${op},${dtype},r${rank}${exact ? ',exactDiv' : ''}]`, code, storage: ['read', 'read', 'read_write'] };
 }
 
