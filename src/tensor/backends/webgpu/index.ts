@@ -266,6 +266,8 @@ export class WebGPUBackend implements Backend {
   /** Destroys the pooled buffers (live ones stay). */
   releasePool(): void {
     this.rt.flush();
+    // Cached bind groups of the buffers about to be destroyed can never be used again: drop them.
+    this.rt.clearBindGroups();
     this.rt.pool.releasePool();
   }
 

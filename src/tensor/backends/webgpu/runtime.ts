@@ -17,6 +17,8 @@ export interface Counters {
 }
 
 interface CachedPipeline {
+  /** Small integer naming this pipeline in bind-group cache keys. */
+  id: number;
   pipeline: GPUComputePipeline;
   layout: GPUBindGroupLayout;
   /** Set once the compiler reported an error: every later use throws it at once. */
@@ -31,6 +33,8 @@ export interface Binding {
 /** Work recorded before a submit is forced: keeps encoders short and the uniform arena small. */
 export const MAX_DISPATCHES_PER_SUBMIT = 256;
 const ARENA_BYTES = 128 * 1024;
+/** Bind groups kept (a GANPO step uses about a thousand distinct ones); past this the cache restarts. */
+const BIND_GROUP_CACHE_MAX = 16384;
 
 export class GpuRuntime {
   readonly device: GPUDevice;
@@ -45,6 +49,18 @@ export class GpuRuntime {
   /** Waits poll dawn.node on a 1 ms timer instead of spinning (politeWait.ts). */
   readonly politeWait: boolean;
   private pipelines = new Map<string, Map<string, CachedPipeline>>();
+  /**
+   * Bind groups by (pipeline, uniform size, storage buffers). The uniform binding has a dynamic
+   * offset, so a bind group does not depend on where in the arena a dispatch's uniforms sit, and a
+   * training step, whose buffers the pool hands out the same way every step, reuses its bind
+   * groups instead of creating one per dispatch (dawn.node's createBindGroup was most of the host
+   * cost of a dispatch; about halved with the cache). Keys name buffers by identity, so a group
+   * never outlives its buffers' use: a destroyed buffer never comes back from the pool. The cache
+   * is dropped when the pool destroys buffers (to let their groups go) and when it grows past a cap.
+   */
+  private bindGroups = new Map<string, GPUBindGroup>();
+  private bufferIds = new WeakMap<GPUBuffer, number>();
+  private nextBufferId = 0;
   private encoder: GPUCommandEncoder | null = null;
   private pass: GPUComputePassEncoder | null = null;
   private recorded = 0;
@@ -116,7 +132,7 @@ export class GpuRuntime {
     const hit = byStorage.get(storageKey);
     if (hit) return hit;
     const entries: GPUBindGroupLayoutEntry[] = [
-      { binding: 0, visibility: GPUShaderStage.COMPUTE, buffer: { type: 'uniform' } },
+      { binding: 0, visibility: GPUShaderStage.COMPUTE, buffer: { type: 'uniform', hasDynamicOffset: true } },
       ...kernel.storage.map((access, i): GPUBindGroupLayoutEntry => ({
         binding: i + 1,
         visibility: GPUShaderStage.COMPUTE,
@@ -132,7 +148,7 @@ export class GpuRuntime {
       layout: this.device.createPipelineLayout({ bindGroupLayouts: [layout] }),
       compute: { module, entryPoint: 'main' },
     });
-    const cached: CachedPipeline = { pipeline, layout };
+    const cached: CachedPipeline = { id: this.counts.pipelines, pipeline, layout };
     this.errors.track(module.getCompilationInfo().then((info) => {
       const msg = formatCompileError(kernel.name, kernel.code, info.messages);
       if (!msg) return;
@@ -155,6 +171,35 @@ export class GpuRuntime {
     this.pass = null;
   }
 
+  private bufferId(b: GPUBuffer): number {
+    let id = this.bufferIds.get(b);
+    if (id === undefined) this.bufferIds.set(b, (id = this.nextBufferId++));
+    return id;
+  }
+
+  private bindGroupFor(cached: CachedPipeline, uniformBytes: number, buffers: readonly GPUBuffer[]): GPUBindGroup {
+    let key = `${cached.id}:${uniformBytes}`;
+    for (const b of buffers) key += `,${this.bufferId(b)}`;
+    let group = this.bindGroups.get(key);
+    if (!group) {
+      if (this.bindGroups.size >= BIND_GROUP_CACHE_MAX) this.bindGroups.clear();
+      group = this.device.createBindGroup({
+        layout: cached.layout,
+        entries: [
+          { binding: 0, resource: { buffer: this.arenaBuffer, offset: 0, size: uniformBytes } },
+          ...buffers.map((buffer, i) => ({ binding: i + 1, resource: { buffer } })),
+        ],
+      });
+      this.bindGroups.set(key, group);
+    }
+    return group;
+  }
+
+  /** Forgets every cached bind group (call before destroying buffers they may reference). */
+  clearBindGroups(): void {
+    this.bindGroups.clear();
+  }
+
   /** Records one dispatch; buffers bind at 1.. in the order of launch.kernel.storage. */
   dispatch(launch: Launch, buffers: readonly GPUBuffer[]): void {
     this.check();
@@ -172,25 +217,19 @@ export class GpuRuntime {
     const size = Math.ceil(uniformBytes / this.uniformAlign) * this.uniformAlign;
     if (this.arenaUsed + size > ARENA_BYTES) this.flush();
     if (this.debug) this.device.pushErrorScope('validation');
-    const { pipeline, layout, error } = this.pipelineFor(launch);
-    if (error) {
+    const cached = this.pipelineFor(launch);
+    if (cached.error) {
       if (this.debug) void this.device.popErrorScope();
-      throw error;
+      throw cached.error;
     }
     const offset = this.arenaUsed;
     this.arena.set(new Uint8Array(launch.uniforms.buffer, launch.uniforms.byteOffset, launch.uniforms.byteLength), offset);
     this.arenaUsed += size;
-    const bindGroup = this.device.createBindGroup({
-      layout,
-      entries: [
-        { binding: 0, resource: { buffer: this.arenaBuffer, offset, size: uniformBytes } },
-        ...buffers.map((buffer, i) => ({ binding: i + 1, resource: { buffer } })),
-      ],
-    });
+    const bindGroup = this.bindGroupFor(cached, uniformBytes, buffers);
     // One compute pass holds consecutive dispatches; WebGPU orders their storage accesses.
     this.pass ??= this.ensureEncoder().beginComputePass();
-    this.pass.setPipeline(pipeline);
-    this.pass.setBindGroup(0, bindGroup);
+    this.pass.setPipeline(cached.pipeline);
+    this.pass.setBindGroup(0, bindGroup, [offset]);
     const [x, y, z] = launch.workgroups;
     this.pass.dispatchWorkgroups(x, y, z);
     this.lastKernel = kernel.name;
@@ -273,6 +312,7 @@ export class GpuRuntime {
     if (this.destroyed) return;
     this.pass = null;
     this.encoder = null;
+    this.bindGroups.clear();
     this.pool.releasePool();
     this.device.destroy();
     this.destroyed = true;

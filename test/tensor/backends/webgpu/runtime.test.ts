@@ -82,6 +82,32 @@ describeGpu('webgpu runtime', () => {
     gpu.free(y);
   });
 
+  it('cached bind groups follow buffer reuse and survive releasePool (fresh buffers, no stale groups)', async () => {
+    const prev = getBackend();
+    setBackend(gpu);
+    try {
+      for (let round = 0; round < 3; round++) {
+        for (let i = 0; i < 4; i++) {
+          // The same sizes every time: the pool hands back the same buffers, the cache the same groups.
+          const a = tensor([i, i + 1, i + 2, round], [4]);
+          const b = tensor([1, 2, 3, 4], [4]);
+          const y = tidy(() => gelu(softmax(a).add(b)));
+          const want = tidy(() => {
+            const c = cpuBackend;
+            return gelu(softmax(tensor([i, i + 1, i + 2, round], [4], { backend: c })).add(tensor([1, 2, 3, 4], [4], { backend: c })));
+          });
+          const [got, exp] = [await y.data(), await want.data()];
+          got.forEach((v, j) => expect(v).toBeCloseTo(exp[j]!, 5));
+          for (const t of [a, b, y, want]) t.dispose();
+        }
+        // Destroys the pooled buffers: groups that bound them must not be used again.
+        gpu.releasePool();
+      }
+    } finally {
+      setBackend(prev);
+    }
+  });
+
   it('runKernel runs a user WGSL kernel on backend storages', async () => {
     const x = gpu.upload('f32', [1, 2, 3, 4, 5]);
     const out = gpu.alloc('f32', 5);
