@@ -332,10 +332,20 @@ function grid(n: number): [number, number, number] {
   return [Math.ceil(Math.max(1, n) / y), y, 1];
 }
 
+const codes = new Map<string, string>();
+
+/** A kernel's source, built once per (kind, d, variant): the unrolled builders are costly per dispatch. */
+function code(kind: string, d: number, v: AttentionVariant, build: () => string): string {
+  const key = `${kind}|${d}|${v.g}|${v.rpi}`;
+  let c = codes.get(key);
+  if (c === undefined) codes.set(key, (c = build()));
+  return c;
+}
+
 /** Storage [q, k, v, mask (or q): read; out, lse: read_write]. */
 export function attentionLaunch(p: AttentionParams, hasMask: boolean, v: AttentionVariant = ATTENTION_VARIANT): Launch {
   return {
-    kernel: { name: `attention[d=${p.d},g=${v.g},rpi=${v.rpi}]`, code: forwardCode(p.d, v), storage: ['read', 'read', 'read', 'read', 'read_write', 'read_write'] },
+    kernel: { name: `attention[d=${p.d},g=${v.g},rpi=${v.rpi}]`, code: code('fwd', p.d, v, () => forwardCode(p.d, v)), storage: ['read', 'read', 'read', 'read', 'read_write', 'read_write'] },
     ...blocked(p, p.tq, hasMask, v.g * v.rpi),
   };
 }
@@ -351,16 +361,16 @@ export function attentionBackwardLaunches(p: AttentionParams, hasMask: boolean, 
   const statsGroups = Math.ceil(qRows / 64);
   return {
     stats: {
-      kernel: { name: `attentionBackward[stats,d=${p.d}]`, code: statsCode(p.d, 64), storage: ['read', 'read', 'read', 'read_write'] },
+      kernel: { name: `attentionBackward[stats,d=${p.d}]`, code: code('stats', p.d, { g: 64, rpi: 1 }, () => statsCode(p.d, 64)), storage: ['read', 'read', 'read', 'read_write'] },
       uniforms: uniforms(p, qRows, 1, hasMask),
       workgroups: grid(statsGroups),
     },
     dq: {
-      kernel: { name: `attentionBackward[dq,d=${p.d},g=${v.g},rpi=${v.rpi}]`, code: dqCode(p.d, v), storage: [...read6, 'read_write'] },
+      kernel: { name: `attentionBackward[dq,d=${p.d},g=${v.g},rpi=${v.rpi}]`, code: code('dq', p.d, v, () => dqCode(p.d, v)), storage: [...read6, 'read_write'] },
       ...blocked(p, p.tq, hasMask, v.g * v.rpi),
     },
     dkv: {
-      kernel: { name: `attentionBackward[dk,dv,d=${p.d},g=${v.g},rpi=${v.rpi}]`, code: dkvCode(p.d, v), storage: [...read6, 'read_write', 'read_write'] },
+      kernel: { name: `attentionBackward[dk,dv,d=${p.d},g=${v.g},rpi=${v.rpi}]`, code: code('dkv', p.d, v, () => dkvCode(p.d, v)), storage: [...read6, 'read_write', 'read_write'] },
       ...blocked(p, p.tk, hasMask, v.g * v.rpi),
     },
   };

@@ -7,7 +7,7 @@
 // CPU; exp/log/tanh and friends to a few ulp; gelu's erf to about 5e-7 absolute (see HELPERS.erf).
 
 import type { BinaryOp, UnaryOp } from '../tensor/backend.js';
-import { gridStride, gridStrideLoopWGSL, HARDWARE_MAX_GROUPS, type Kernel, type Launch, packUniforms } from './kernel.js';
+import { cachedKernel, gridStride, gridStrideLoopWGSL, HARDWARE_MAX_GROUPS, type Kernel, type Launch, packUniforms } from './kernel.js';
 import { needsExactDiv, offsetsWGSL, packStrided, STRIDED_WG, stridedStructWGSL } from './strided.js';
 
 export type GpuDType = 'f32' | 'i32';
@@ -138,6 +138,10 @@ function uniformHeader(fields: string): string {
 
 /** out[i] = op(x[i]). i32 inputs are computed in f32 and truncated (exact for |x| < 2^24). */
 export function unaryKernel(op: UnaryOp, dtype: GpuDType): Kernel {
+  return cachedKernel(`unary|${op}|${dtype}`, () => buildUnary(op, dtype));
+}
+
+function buildUnary(op: UnaryOp, dtype: GpuDType): Kernel {
   const [expr, deps] = unaryExpr(op);
   const code = `${uniformHeader('n: u32, p0: f32, p1: f32, pad: u32')}
 @group(0) @binding(1) var<storage, read> xs: array<${dtype}>;
@@ -181,6 +185,10 @@ function binaryExpr(op: BinaryOp, dtype: GpuDType): [string, string[]] {
 
 /** out[i] = op(a[·], b[·]) with a and b read through broadcast strides over u.shape. */
 export function binaryKernel(op: BinaryOp, dtype: GpuDType, rank: number, exact = false): Kernel {
+  return cachedKernel(`binary|${op}|${dtype}|${rank}|${exact}`, () => buildBinary(op, dtype, rank, exact));
+}
+
+function buildBinary(op: BinaryOp, dtype: GpuDType, rank: number, exact: boolean): Kernel {
   const [expr, deps] = binaryExpr(op, dtype);
   const code = `${stridedStructWGSL(['n', 'rank', 'pad0', 'pad1'], ['sa', 'sb'])}
 @group(0) @binding(1) var<storage, read> as_: array<${dtype}>;
@@ -202,6 +210,10 @@ export function binaryLaunch(op: BinaryOp, dtype: GpuDType, shape: readonly numb
 
 /** out = cond != 0 ? a : b. a and b move as raw 32-bit words, so one kernel serves f32 and i32 values. */
 export function whereKernel(condDtype: GpuDType, rank: number, exact = false): Kernel {
+  return cachedKernel(`where|${condDtype}|${rank}|${exact}`, () => buildWhere(condDtype, rank, exact));
+}
+
+function buildWhere(condDtype: GpuDType, rank: number, exact: boolean): Kernel {
   const zero = condDtype === 'f32' ? '0.0' : '0';
   const code = `${stridedStructWGSL(['n', 'rank', 'pad0', 'pad1'], ['sc', 'sa', 'sb'])}
 @group(0) @binding(1) var<storage, read> cs: array<${condDtype}>;
@@ -225,6 +237,14 @@ export function whereLaunch(condDtype: GpuDType, shape: readonly number[], cStri
 
 /** f32 → i32 truncates toward zero (saturating, where the CPU wraps); i32 → f32 rounds to nearest. */
 export function castLaunch(from: GpuDType, to: GpuDType, n: number, maxGroups = HARDWARE_MAX_GROUPS): Launch {
+  return {
+    kernel: cachedKernel(`cast|${from}|${to}`, () => castKernel(from, to)),
+    uniforms: packUniforms([['u32', n]]),
+    workgroups: gridStride(n, STRIDED_WG, maxGroups),
+  };
+}
+
+function castKernel(from: GpuDType, to: GpuDType): Kernel {
   const code = `${uniformHeader('n: u32, pad0: u32, pad1: u32, pad2: u32')}
 @group(0) @binding(1) var<storage, read> xs: array<${from}>;
 @group(0) @binding(2) var<storage, read_write> out: array<${to}>;
@@ -232,11 +252,7 @@ ${MAIN}
     out[i] = ${to}(xs[i]);
   }
 }`;
-  return {
-    kernel: { name: `cast[${from}->${to}]`, code, storage: ['read', 'read_write'] },
-    uniforms: packUniforms([['u32', n]]),
-    workgroups: gridStride(n, STRIDED_WG, maxGroups),
-  };
+  return { name: `cast[${from}->${to}]`, code, storage: ['read', 'read_write'] };
 }
 
 /** out[i] = bits: the value's 32-bit pattern (f32 or i32) is prepared on the host. */

@@ -23,6 +23,19 @@ export interface Launch {
   readonly workgroups: readonly [number, number, number];
 }
 
+const built = new Map<string, Kernel>();
+
+/**
+ * The kernel of `key`, built on first use: builders are pure functions of their arguments, and
+ * rebuilding a source of a few kilobytes per dispatch (then hashing it for the pipeline cache)
+ * cost more host time than the dispatch itself. Callers must not mutate the result.
+ */
+export function cachedKernel(key: string, build: () => Kernel): Kernel {
+  let k = built.get(key);
+  if (k === undefined) built.set(key, (k = build()));
+  return k;
+}
+
 export type UniformField = readonly ['u32' | 'i32' | 'f32', number];
 
 /** Packs scalar uniform fields into 32-bit words (padded to 16 bytes, as uniform buffers need). */

@@ -1,11 +1,11 @@
 // Movement kernel: the strided copy behind permute, slice, concat, pad and broadcastTo.
 // Dispatch geometry: gridStride over STRIDED_WG-wide workgroups (at most maxGroups, each looping).
 
-import { gridStride, gridStrideLoopWGSL, HARDWARE_MAX_GROUPS, type Kernel, type Launch } from './kernel.js';
+import { cachedKernel, gridStride, gridStrideLoopWGSL, HARDWARE_MAX_GROUPS, type Kernel, type Launch } from './kernel.js';
 import { needsExactDiv, offsetsWGSL, packStrided, STRIDED_WG, stridedStructWGSL } from './strided.js';
 
 // Raw 32-bit words, so f32 and i32 share the pipeline.
-const copyKernel = (exact: boolean, rank: number): Kernel => ({
+const copyKernel = (exact: boolean, rank: number): Kernel => cachedKernel(`copy|${exact}|${rank}`, () => ({
   name: `copy[r${rank}${exact ? ',exactDiv' : ''}]`,
   code: `${stridedStructWGSL(['n', 'rank', 'srcOffset', 'dstOffset'], ['ss', 'sd'])}
 @group(0) @binding(1) var<storage, read> src: array<u32>;
@@ -19,7 +19,7 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec
   }
 }`,
   storage: ['read', 'read_write'],
-});
+}));
 
 /** dst[dstOffset + Σ i·dstStrides] = src[srcOffset + Σ i·srcStrides]; shape and strides collapsed by the caller. */
 export function copyLaunch(shape: readonly number[], srcStrides: readonly number[], srcOffset: number, dstStrides: readonly number[], dstOffset: number,

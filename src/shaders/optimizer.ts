@@ -6,7 +6,7 @@
 // the multi-tensor kernels a grid-stride loop over the slots' concatenated elements.
 
 import type { AdamWParams } from '../tensor/backend.js';
-import { flatIndexWGSL, grid1d, gridStride, gridStrideLoopWGSL, packUniforms, type Kernel, type Launch } from './kernel.js';
+import { cachedKernel, flatIndexWGSL, grid1d, gridStride, gridStrideLoopWGSL, packUniforms, type Kernel, type Launch } from './kernel.js';
 
 const WORKGROUP = 256;
 
@@ -69,6 +69,10 @@ export interface AdamWSlot {
  * or step counts can share a launch.
  */
 export function adamwMultiKernel(n: number, gated = false): Kernel {
+  return cachedKernel(`adamwMulti|${n}|${gated}`, () => buildAdamwMulti(n, gated));
+}
+
+function buildAdamwMulti(n: number, gated: boolean): Kernel {
   const bindings: string[] = [];
   const bodies: string[] = [];
   for (let k = 0; k < n; k++) {
@@ -140,6 +144,10 @@ export function adamwMultiLaunch(slots: readonly AdamWSlot[], maxGroups: number,
  * Storage: [norm: read, x_0 .. x_{n-1}: read_write]. Uniforms: maxNorm, then the running ends.
  */
 export function clipScaleKernel(n: number): Kernel {
+  return cachedKernel(`clipScale|${n}`, () => buildClipScale(n));
+}
+
+function buildClipScale(n: number): Kernel {
   const bindings = Array.from({ length: n }, (_, k) => `@group(0) @binding(${k + 2}) var<storage, read_write> x${k}: array<f32>;`);
   const bodies = Array.from({ length: n }, (_, k) => `${k === 0 ? '' : ' else '}if (i < end(${k}u)) { x${k}[i - ${k === 0 ? '0u' : `end(${k - 1}u)`}] = x${k}[i - ${k === 0 ? '0u' : `end(${k - 1}u)`}] * scale; }`);
   const code = /* wgsl */ `

@@ -8,7 +8,7 @@
 
 import type { ReduceOp } from '../tensor/backend.js';
 import type { GpuDType } from './elementwise.js';
-import { flatIndexWGSL, grid1d, type Kernel, type Launch } from './kernel.js';
+import { cachedKernel, flatIndexWGSL, grid1d, type Kernel, type Launch } from './kernel.js';
 import { MAX_RANK, STRIDED_WG } from './strided.js';
 
 const ROW_WG = 256;
@@ -28,6 +28,10 @@ function combineWGSL(op: ReduceOp, dtype: GpuDType): string {
 }
 
 export function reduceRowsKernel(op: ReduceOp, dtype: GpuDType): Kernel {
+  return cachedKernel(`reduceRows|${op}|${dtype}`, () => buildReduceRows(op, dtype));
+}
+
+function buildReduceRows(op: ReduceOp, dtype: GpuDType): Kernel {
   const code = `struct U { rows: u32, cols: u32, pad0: u32, pad1: u32 }
 @group(0) @binding(0) var<uniform> u: U;
 @group(0) @binding(1) var<storage, read> xs: array<${dtype}>;
@@ -58,6 +62,10 @@ export function reduceRowsLaunch(op: ReduceOp, dtype: GpuDType, rows: number, co
 }
 
 export function reduceGenericKernel(op: ReduceOp, dtype: GpuDType): Kernel {
+  return cachedKernel(`reduceGeneric|${op}|${dtype}`, () => buildReduceGeneric(op, dtype));
+}
+
+function buildReduceGeneric(op: ReduceOp, dtype: GpuDType): Kernel {
   // Kept dims map an output index to x's base offset; reduced dims enumerate the slice.
   const code = `struct U { nOut: u32, nRed: u32, keptRank: u32, redRank: u32,
   keptShape: array<vec4<u32>, 2>, keptStride: array<vec4<u32>, 2>, redShape: array<vec4<u32>, 2>, redStride: array<vec4<u32>, 2> }
@@ -115,6 +123,10 @@ export function reduceGenericLaunch(op: ReduceOp, dtype: GpuDType, kept: { shape
  * Uniforms: G, first, then the sizes.
  */
 export function sumSquaresKernel(n: number): Kernel {
+  return cachedKernel(`sumSquares|${n}`, () => buildSumSquares(n));
+}
+
+function buildSumSquares(n: number): Kernel {
   const bindings = Array.from({ length: n }, (_, k) => `@group(0) @binding(${k + 1}) var<storage, read> x${k}: array<f32>;`);
   const loops = Array.from({ length: n }, (_, k) => `${k === 0 ? '' : ' else '}if (k == ${k}u) {
     for (var i = wid.x * ${ROW_WG}u + lid; i < size(${k}u); i = i + u.groups * ${ROW_WG}u) { let v = x${k}[i]; acc = acc + v * v; }
