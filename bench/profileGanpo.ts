@@ -4,7 +4,7 @@
 // per kernel. With ORIGIN=1 dispatches are also grouped by the first src/ganpo, src/nn or trainer
 // frame of the call stack that recorded them (where in the step they come from); DETAIL=1 splits
 // matmuls by shape (other kernels by their first uniform words); ORIGIN=2 adds the caller of that frame.
-// REPLAY=0 only times the steps.
+// REPLAY=0 only times the steps; ONLY=dpo or ONLY=ganpo steps that trainer alone.
 // Run: node dist/bench/profileGanpo.js [steps] (after `npx tsc -p tsconfig.json --outDir dist`).
 // Exits explicitly (Dawn keeps the process alive).
 
@@ -91,7 +91,7 @@ async function main(): Promise<void> {
   const counts: Record<string, string> = {};
   for (let i = 0; i < steps; i++) {
     // Alternate the order so neither kind always runs first.
-    for (const kind of (i % 2 ? ['ganpo', 'dpo'] : ['dpo', 'ganpo']) as ('dpo' | 'ganpo')[]) {
+    for (const kind of (process.env.ONLY ? [process.env.ONLY] : i % 2 ? ['ganpo', 'dpo'] : ['dpo', 'ganpo']) as ('dpo' | 'ganpo')[]) {
       await gpu.sync();
       const last = i === steps - 1;
       gpu.resetCounters();

@@ -26,12 +26,18 @@ export class BufferPool {
   private liveBytes = 0;
   private pooledBytes = 0;
   private peak = 0;
+  private readonly ids = new WeakMap<GPUBuffer, number>();
+  private nextId = 0;
 
   constructor(private readonly device: GPUDevice, private readonly usage: GPUBufferUsageFlags) {}
 
   acquire(bytes: number): GPUBuffer {
     const size = bucketBytes(bytes);
     const list = this.free.get(size);
+    // Lowest id first (lists are kept sorted, highest id first): which buffer a request gets then
+    // depends only on which buffers are free, not on the order they were freed in, so a training
+    // step that repeats its allocations gets the same buffers every step and the runtime's cached
+    // bind groups hit (a LIFO stack permutes its buffers from step to step).
     let buf = list?.pop();
     if (buf) this.pooledBytes -= size;
     else {
@@ -41,6 +47,7 @@ export class BufferPool {
         throw new RangeError(`WebGPU: a tensor of ${(bytes / 2 ** 20).toFixed(1)} MiB exceeds the device's largest buffer (${(max / 2 ** 20).toFixed(0)} MiB). Try a smaller batch (--batch), shorter sequences or a smaller model.`);
       }
       buf = this.device.createBuffer({ size, usage: this.usage });
+      this.ids.set(buf, this.nextId++);
     }
     this.live++;
     this.liveBytes += size;
@@ -61,7 +68,11 @@ export class BufferPool {
     for (const buf of this.pendingFree) {
       let list = this.free.get(buf.size);
       if (!list) this.free.set(buf.size, (list = []));
-      list.push(buf);
+      // Insert keeping the list sorted by id, highest first (lists are short: a scan is enough).
+      const id = this.ids.get(buf)!;
+      let at = list.length;
+      while (at > 0 && this.ids.get(list[at - 1]!)! < id) at--;
+      list.splice(at, 0, buf);
     }
     this.pendingFree = [];
   }

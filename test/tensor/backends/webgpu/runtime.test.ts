@@ -5,7 +5,7 @@
 import { afterAll, expect, it } from 'vitest';
 import type { Kernel } from '../../../../src/shaders/kernel.js';
 import { grid1d, packUniforms } from '../../../../src/shaders/kernel.js';
-import { bucketBytes } from '../../../../src/tensor/backends/webgpu/pool.js';
+import { BufferPool, bucketBytes } from '../../../../src/tensor/backends/webgpu/pool.js';
 import { isSoftwareAdapter } from '../../../../src/tensor/backends/webgpu/device.js';
 import { WebGPUBackend } from '../../../../src/tensor/backends/webgpu/index.js';
 import { initBackend } from '../../../../src/tensor/backends/select.js';
@@ -80,6 +80,22 @@ describeGpu('webgpu runtime', () => {
     expect(gpu.counters()).toMatchObject({ dispatches: 100, submits: 1, readbacks: 1 });
     gpu.free(x);
     gpu.free(y);
+  });
+
+  it('the pool hands out its lowest free buffer of a size, whatever order they were freed in', () => {
+    const pool = new BufferPool(gpu.device, GPUBufferUsage.STORAGE);
+    const [a, b, c] = [pool.acquire(64), pool.acquire(64), pool.acquire(64)];
+    for (const order of [[c, a, b], [b, c, a], [a, b, c]]) {
+      order.forEach((x) => pool.release(x));
+      pool.afterSubmit();
+      // Identity, not deep equality (GPUBuffer objects have no own properties to compare).
+      const got = [pool.acquire(64), pool.acquire(64), pool.acquire(64)];
+      got.forEach((x, i) => expect(x === [a, b, c][i], `buffer ${i} after freeing in another order`).toBe(true));
+    }
+    // Until a submit, freed buffers are not handed out again.
+    pool.release(a);
+    expect(pool.acquire(64)).not.toBe(a);
+    pool.releasePool();
   });
 
   it('cached bind groups follow buffer reuse and survive releasePool (fresh buffers, no stale groups)', async () => {
