@@ -128,10 +128,18 @@ export interface Backend {
   softmax(x: Storage, rows: number, cols: number, log: boolean): Storage;
   /** Given y = (log)softmax(x) and dy, returns dx. */
   softmaxBackward(y: Storage, dy: Storage, rows: number, cols: number, log: boolean): Storage;
-  layerNorm(x: Storage, gamma: Storage, beta: Storage, rows: number, cols: number, eps: number):
+  /**
+   * groups (default 1) splits the rows into that many equal runs of consecutive rows, run g scaled
+   * by gamma[g] and shifted by beta[g] (gamma, beta [groups, cols]): stacked models in one pass.
+   */
+  layerNorm(x: Storage, gamma: Storage, beta: Storage, rows: number, cols: number, eps: number, groups?: number):
     { y: Storage; mean: Storage; rstd: Storage };
-  layerNormBackward(dy: Storage, x: Storage, gamma: Storage, mean: Storage, rstd: Storage, rows: number, cols: number):
-    { dx: Storage; dgamma: Storage; dbeta: Storage };
+  /**
+   * dgamma and dbeta are [groups, cols], each group's sums over its own rows; with paramGrads
+   * false (frozen gamma and beta) they are not computed and come back null.
+   */
+  layerNormBackward(dy: Storage, x: Storage, gamma: Storage, mean: Storage, rstd: Storage, rows: number, cols: number, groups?: number, paramGrads?: boolean):
+    { dx: Storage; dgamma: Storage | null; dbeta: Storage | null };
   /**
    * logp[r] = logits[r, t[r]] − logsumexp(logits[r, :]) for t[r] >= 0, and 0 where t[r] < 0 (ignored).
    * Also returns the row log-sum-exp for the backward.

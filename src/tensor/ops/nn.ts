@@ -37,22 +37,29 @@ export function logSoftmax(x: Tensor, axis = -1): Tensor {
   return lastAxis('logSoftmax', x, axis, (t) => softmaxImpl(t, true));
 }
 
-/** LayerNorm over the last dim: (x − mean) / sqrt(var + eps) · gamma + beta (population variance). */
+/**
+ * LayerNorm over the last dim: (x − mean) / sqrt(var + eps) · gamma + beta (population variance).
+ * gamma and beta are [cols], or [G, cols] for a stack of G models along x's first dim
+ * (x [G, ..., cols]): member g of the stack gets gamma[g] and beta[g], all in one kernel.
+ */
 export function layerNorm(x: Tensor, gamma: Tensor, beta: Tensor, eps = 1e-5): Tensor {
   requireFloat('layerNorm', x);
   const b = backendOf('layerNorm', [x, gamma, beta]);
   const cols = x.shape[x.rank - 1];
-  if (gamma.rank !== 1 || gamma.shape[0] !== cols || !shapesEqual(beta.shape, gamma.shape)) {
-    throw new ShapeError('layerNorm', `gamma ${fmtShape(gamma.shape)} and beta ${fmtShape(beta.shape)} must be [${cols}] for input ${fmtShape(x.shape)}`);
+  const groups = gamma.rank === 2 ? gamma.shape[0] : 1;
+  const affineOk = (gamma.rank === 1 || (gamma.rank === 2 && x.rank >= 2 && x.shape[0] === groups)) && gamma.shape[gamma.rank - 1] === cols;
+  if (!affineOk || !shapesEqual(beta.shape, gamma.shape)) {
+    throw new ShapeError('layerNorm', `gamma ${fmtShape(gamma.shape)} and beta ${fmtShape(beta.shape)} must be [${cols}] or [${x.shape[0]}, ${cols}] for input ${fmtShape(x.shape)}`);
   }
   const rows = x.size / cols;
-  const r = b.layerNorm(x.storage, gamma.storage, beta.storage, rows, cols, eps);
+  const r = b.layerNorm(x.storage, gamma.storage, beta.storage, rows, cols, eps, groups);
   const y = wrap(r.y, x.shape);
   const mean = wrap(r.mean, [rows]);
   const rstd = wrap(r.rstd, [rows]);
-  return record('layerNorm', y, [x, gamma, beta], (g) => {
-    const d = b.layerNormBackward(g.storage, x.storage, gamma.storage, mean.storage, rstd.storage, rows, cols);
-    return [wrap(d.dx, x.shape), wrap(d.dgamma, gamma.shape), wrap(d.dbeta, beta.shape)];
+  return record('layerNorm', y, [x, gamma, beta], (g, needs) => {
+    // Frozen gamma and beta (a critic in the generator step): their column sums are skipped.
+    const d = b.layerNormBackward(g.storage, x.storage, gamma.storage, mean.storage, rstd.storage, rows, cols, groups, needs[1] || needs[2]);
+    return [wrap(d.dx, x.shape), d.dgamma && wrap(d.dgamma, gamma.shape), d.dbeta && wrap(d.dbeta, beta.shape)];
   }, [mean, rstd]);
 }
 

@@ -246,7 +246,7 @@ export class CpuBackend implements Backend {
     return this.wrap(y.dtype, out);
   }
 
-  layerNorm(x: Storage, gamma: Storage, beta: Storage, rows: number, cols: number, eps: number) {
+  layerNorm(x: Storage, gamma: Storage, beta: Storage, rows: number, cols: number, eps: number, groups = 1) {
     const X = this.arr(x);
     const W = this.arr(gamma);
     const B = this.arr(beta);
@@ -263,41 +263,43 @@ export class CpuBackend implements Backend {
       const rs = 1 / Math.sqrt(v / cols + eps);
       mean[r] = mu;
       rstd[r] = rs;
-      for (let c = 0; c < cols; c++) y[o + c] = (X[o + c] - mu) * rs * W[c] + B[c];
+      const gb = Math.floor(r / (rows / groups)) * cols;
+      for (let c = 0; c < cols; c++) y[o + c] = (X[o + c] - mu) * rs * W[gb + c] + B[gb + c];
     }
     return { y: this.wrap(x.dtype, y), mean: this.wrap(x.dtype, mean), rstd: this.wrap(x.dtype, rstd) };
   }
 
-  layerNormBackward(dy: Storage, x: Storage, gamma: Storage, mean: Storage, rstd: Storage, rows: number, cols: number) {
+  layerNormBackward(dy: Storage, x: Storage, gamma: Storage, mean: Storage, rstd: Storage, rows: number, cols: number, groups = 1, paramGrads = true) {
     const G = this.arr(dy);
     const X = this.arr(x);
     const W = this.arr(gamma);
     const M = this.arr(mean);
     const R = this.arr(rstd);
     const dx = arrayFor(x.dtype, rows * cols);
-    const dgamma = new Float64Array(cols);
-    const dbeta = new Float64Array(cols);
+    const dgamma = new Float64Array(groups * cols);
+    const dbeta = new Float64Array(groups * cols);
     for (let r = 0; r < rows; r++) {
       const o = r * cols;
+      const gb = Math.floor(r / (rows / groups)) * cols;
       let sumG = 0;
       let sumGX = 0;
       for (let c = 0; c < cols; c++) {
         const xhat = (X[o + c] - M[r]) * R[r];
-        const g = G[o + c] * W[c];
+        const g = G[o + c] * W[gb + c];
         sumG += g;
         sumGX += g * xhat;
-        dgamma[c] += G[o + c] * xhat;
-        dbeta[c] += G[o + c];
+        dgamma[gb + c] += G[o + c] * xhat;
+        dbeta[gb + c] += G[o + c];
       }
       for (let c = 0; c < cols; c++) {
         const xhat = (X[o + c] - M[r]) * R[r];
-        dx[o + c] = (R[r] / cols) * (cols * G[o + c] * W[c] - sumG - xhat * sumGX);
+        dx[o + c] = (R[r] / cols) * (cols * G[o + c] * W[gb + c] - sumG - xhat * sumGX);
       }
     }
     return {
       dx: this.wrap(x.dtype, dx),
-      dgamma: this.upload(x.dtype, dgamma),
-      dbeta: this.upload(x.dtype, dbeta),
+      dgamma: paramGrads ? this.upload(x.dtype, dgamma) : null,
+      dbeta: paramGrads ? this.upload(x.dtype, dbeta) : null,
     };
   }
 

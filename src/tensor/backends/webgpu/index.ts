@@ -479,27 +479,29 @@ export class WebGPUBackend implements Backend {
     return dx;
   }
 
-  layerNorm(x: Storage, gamma: Storage, beta: Storage, rows: number, cols: number, eps: number) {
+  layerNorm(x: Storage, gamma: Storage, beta: Storage, rows: number, cols: number, eps: number, groups = 1) {
     const y = this.alloc(x.dtype, rows * cols);
     const mean = this.alloc(x.dtype, rows);
     const rstd = this.alloc(x.dtype, rows);
-    this.run(layerNormLaunch(rows, cols, eps, this.rowForm(rows)), [x, gamma, beta, y, mean, rstd], rows * cols);
+    this.run(layerNormLaunch(rows, cols, eps, this.rowForm(rows), groups), [x, gamma, beta, y, mean, rstd], rows * cols);
     return { y, mean, rstd };
   }
 
-  layerNormBackward(dy: Storage, x: Storage, gamma: Storage, mean: Storage, rstd: Storage, rows: number, cols: number) {
+  layerNormBackward(dy: Storage, x: Storage, gamma: Storage, mean: Storage, rstd: Storage, rows: number, cols: number, groups = 1, paramGrads = true) {
     const dx = this.alloc(x.dtype, rows * cols);
-    const dgamma = this.alloc(x.dtype, cols);
-    const dbeta = this.alloc(x.dtype, cols);
+    const dgamma = paramGrads ? this.alloc(x.dtype, groups * cols) : null;
+    const dbeta = paramGrads ? this.alloc(x.dtype, groups * cols) : null;
     if (rows === 0) {
       // Nothing to sum: the parameter gradients are zeros (and there is no dx to compute).
-      this.fill(dgamma, 0);
-      this.fill(dbeta, 0);
+      if (dgamma && dbeta) {
+        this.fill(dgamma, 0);
+        this.fill(dbeta, 0);
+      }
       return { dx, dgamma, dbeta };
     }
-    const l = layerNormBackwardLaunches(rows, cols, this.rowForm(rows));
+    const l = layerNormBackwardLaunches(rows, cols, this.rowForm(rows), groups);
     this.run(l.dx, [dy, x, gamma, mean, rstd, dx], rows * cols);
-    this.run(l.params, [dy, x, mean, rstd, dgamma, dbeta], rows * cols);
+    if (dgamma && dbeta) this.run(l.params, [dy, x, mean, rstd, dgamma, dbeta], rows * cols);
     return { dx, dgamma, dbeta };
   }
 

@@ -79,7 +79,7 @@ describeGpu('webgpu heavy kernels', () => {
       const dg = gpu.layerNormBackward(dyg, xg, wg, fg.mean, fg.rstd, rows, cols);
       const dcpu = cpu.layerNormBackward(dyc, xc, wc, fcpu.mean, fcpu.rstd, rows, cols);
       for (const key of ['y', 'mean', 'rstd'] as const) expectClose(...(await readBoth(fg[key], fcpu[key])), 1e-5, 1e-4, key);
-      for (const key of ['dx', 'dgamma', 'dbeta'] as const) expectClose(...(await readBoth(dg[key], dcpu[key])), 1e-5, 1e-4, key);
+      for (const key of ['dx', 'dgamma', 'dbeta'] as const) expectClose(...(await readBoth(dg[key]!, dcpu[key]!)), 1e-5, 1e-4, key);
       freeAll(xg, wg, bg, dyg);
     }), RUNS);
   });
