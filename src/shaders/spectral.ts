@@ -4,8 +4,9 @@
 // products, two norms of several ops each, two copies); the critics' matrices are small, so one
 // workgroup does it all.
 //
-// Dispatch geometry: one workgroup of 256 invocations; each owns columns (then rows) lid,
-// lid + 256, ... and the norms are tree sums in workgroup memory.
+// Dispatch geometry: one workgroup of 256 invocations per matrix of the batch (workgroup x = which
+// one); each invocation owns columns (then rows) lid, lid + 256, ... and the norms are tree sums in
+// workgroup memory.
 
 import type { Launch } from './kernel.js';
 import { packUniforms } from './kernel.js';
@@ -34,17 +35,21 @@ fn workgroupSum(s: f32, lid: u32) -> f32 {
 }
 
 @compute @workgroup_size(${WG})
-fn main(@builtin(local_invocation_index) lid: u32) {
+fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) lid: u32) {
+  // This workgroup's matrix and vectors.
+  let wo = wid.x * p.rows * p.cols;
+  let uo = wid.x * p.rows;
+  let vo = wid.x * p.cols;
   // v = Wᵀ u, then v / max(‖v‖, eps).
   var ss = 0.0;
   for (var j = lid; j < p.cols; j = j + ${WG}u) {
     var acc = 0.0;
-    for (var i = 0u; i < p.rows; i = i + 1u) { acc = acc + w[i * p.cols + j] * u[i]; }
-    v[j] = acc;
+    for (var i = 0u; i < p.rows; i = i + 1u) { acc = acc + w[wo + i * p.cols + j] * u[uo + i]; }
+    v[vo + j] = acc;
     ss = ss + acc * acc;
   }
   let nv = max(sqrt(workgroupSum(ss, lid)), p.eps);
-  for (var j = lid; j < p.cols; j = j + ${WG}u) { v[j] = v[j] / nv; }
+  for (var j = lid; j < p.cols; j = j + ${WG}u) { v[vo + j] = v[vo + j] / nv; }
   // Every invocation reads all of v next: make the writes visible first.
   storageBarrier();
   workgroupBarrier();
@@ -52,20 +57,23 @@ fn main(@builtin(local_invocation_index) lid: u32) {
   ss = 0.0;
   for (var i = lid; i < p.rows; i = i + ${WG}u) {
     var acc = 0.0;
-    for (var j = 0u; j < p.cols; j = j + 1u) { acc = acc + w[i * p.cols + j] * v[j]; }
-    u[i] = acc;
+    for (var j = 0u; j < p.cols; j = j + 1u) { acc = acc + w[wo + i * p.cols + j] * v[vo + j]; }
+    u[uo + i] = acc;
     ss = ss + acc * acc;
   }
   let nu = max(sqrt(workgroupSum(ss, lid)), p.eps);
-  for (var i = lid; i < p.rows; i = i + ${WG}u) { u[i] = u[i] / nu; }
+  for (var i = lid; i < p.rows; i = i + ${WG}u) { u[uo + i] = u[uo + i] / nu; }
 }
 `;
 
-/** One power iteration in place; storage [w: read, u: read_write, v: read_write]. */
-export function powerIterationLaunch(rows: number, cols: number, eps: number): Launch {
+/**
+ * One power iteration in place for each of batch matrices (w [batch, rows, cols], u [batch, rows],
+ * v [batch, cols]); storage [w: read, u: read_write, v: read_write].
+ */
+export function powerIterationLaunch(rows: number, cols: number, eps: number, batch = 1): Launch {
   return {
     kernel: { name: 'powerIteration', code: POWER_ITERATION_WGSL, storage: ['read', 'read_write', 'read_write'] },
     uniforms: packUniforms([['u32', rows], ['u32', cols], ['f32', eps], ['u32', 0]]),
-    workgroups: [1, 1, 1],
+    workgroups: [batch, 1, 1],
   };
 }

@@ -168,15 +168,17 @@ export interface Backend {
   /**
    * A dropout mask from the same stream as random('uniform', ...): element i is 1/(1 − p) where
    * its uniform draw is below 1 − p, else 0, both constants rounded to the dtype (the values of
-   * (uniform < 1 − p) · (1/(1 − p)) computed with the elementwise ops).
+   * (uniform < 1 − p) · (1/(1 − p)) computed with the elementwise ops). With several offsets (at
+   * most 4) the mask is that many equal slabs, element j of slab s drawn at offsets[s] + j.
    */
-  dropoutMask(dtype: DType, size: number, key: readonly [number, number], offset: number, p: number): Storage;
+  dropoutMask(dtype: DType, size: number, key: readonly [number, number], offset: number | readonly number[], p: number): Storage;
 
   /**
    * One power iteration of spectral normalization in place, for w [rows, cols] row-major:
-   * v ← Wᵀu / max(‖Wᵀu‖, eps), then u ← W v / max(‖W v‖, eps) (u [rows], v [cols]).
+   * v ← Wᵀu / max(‖Wᵀu‖, eps), then u ← W v / max(‖W v‖, eps) (u [rows], v [cols]). With batch
+   * > 1, w, u and v hold that many independent problems back to back ([batch, rows, cols] etc.).
    */
-  powerIteration(w: Storage, u: Storage, v: Storage, rows: number, cols: number, eps: number): void;
+  powerIteration(w: Storage, u: Storage, v: Storage, rows: number, cols: number, eps: number, batch?: number): void;
 
   /** One AdamW step in place on param, m, v (decoupled weight decay, bias-corrected). */
   adamw(param: Storage, grad: Storage, m: Storage, v: Storage, p: AdamWParams): void;

@@ -115,6 +115,12 @@ export function crossEntropy(logits: Tensor, targets: Tensor, opts: CrossEntropy
 export interface DropoutOptions {
   training?: boolean;
   generator?: Generator;
+  /**
+   * Stream positions chosen by the caller instead of drawing from the generator: one per equal
+   * slab of x's elements (at most 4), slab s using positions offsets[s], offsets[s] + 1, ... (a
+   * stack of models along x's first dim, each masked as it would be alone). The key is the generator's.
+   */
+  offsets?: readonly number[];
 }
 
 /** Zeroes each element with probability p and scales the rest by 1/(1−p); the mask is seeded. */
@@ -122,7 +128,7 @@ export function dropout(x: Tensor, p: number, opts: DropoutOptions = {}): Tensor
   if (!(p >= 0 && p < 1)) throw new ShapeError('dropout', `p must be in [0, 1), got ${p}`);
   if (opts.training === false || p === 0) return x;
   const gen = opts.generator ?? defaultGenerator();
-  const offset = gen.next(x.size);
+  const offset = opts.offsets ?? gen.next(x.size);
   // One kernel for the scaled keep-mask: (uniform < 1 − p) · 1/(1 − p).
   const mask = wrap(x.backend.dropoutMask(x.dtype, x.size, gen.key, offset, p), x.shape);
   return mul(x, mask);

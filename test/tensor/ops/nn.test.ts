@@ -297,6 +297,28 @@ describe('nn ops: forward properties', () => {
     });
   });
 
+  it('dropout with explicit slab offsets masks each slab as a dropout drawn at that offset alone, and leaves the generator alone', () => {
+    fc.assert(
+      fc.property(fc.integer({ min: 1, max: 4 }), fc.integer({ min: 1, max: 50 }), fc.array(fc.integer({ min: 0, max: 1e6 }), { minLength: 4, maxLength: 4 }), (S, n, offs) => {
+        T.tidy(() => {
+          const offsets = offs.slice(0, S);
+          const x = T.randn([S, n], { dtype: 'f64', generator: new T.Generator(n) });
+          const gen = new T.Generator(3);
+          const before = gen.state().offset;
+          const stacked = T.dropout(x, 0.4, { generator: gen, offsets }).dataSync();
+          expect(gen.state().offset).toBe(before);
+          const alone = offsets.flatMap((o, s) => {
+            const g = new T.Generator(3);
+            g.seek(o);
+            return Array.from(T.dropout(T.slice(x, 0, s, s + 1), 0.4, { generator: g }).dataSync());
+          });
+          expect(Array.from(stacked)).toEqual(alone);
+        });
+      }),
+      { numRuns: 30 },
+    );
+  });
+
   it('f32 results of softmax, logSoftmax, layerNorm, crossEntropy and attention agree with f64 within f32 tolerance', async () => {
     const ops: [string, (dtype: 'f32' | 'f64', c: AttnCase) => Tensor][] = [
       ['softmax', (dtype, c) => T.softmax(T.tensor(c.q, [c.B, c.H, c.Tq, c.D], { dtype }))],

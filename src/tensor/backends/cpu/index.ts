@@ -415,9 +415,12 @@ export class CpuBackend implements Backend {
     return this.wrap(dtype, out);
   }
 
-  dropoutMask(dtype: DType, size: number, key: readonly [number, number], offset: number, p: number): Storage {
+  dropoutMask(dtype: DType, size: number, key: readonly [number, number], offset: number | readonly number[], p: number): Storage {
+    const offs = typeof offset === 'number' ? [offset] : offset;
+    if (offs.length < 1 || offs.length > 4 || size % offs.length !== 0) throw new RangeError(`dropoutMask: ${offs.length} slab offsets for ${size} elements (1 to 4, dividing the size)`);
     const out = dtype === 'f64' ? new Float64Array(size) : new Float32Array(size);
-    fillUniform(out, [key[0], key[1]], offset);
+    const slab = size / offs.length;
+    offs.forEach((o, s) => fillUniform(out.subarray(s * slab, (s + 1) * slab), [key[0], key[1]], o));
     const round = dtype === 'f64' ? (v: number) => v : Math.fround;
     const keep = round(1 - p);
     const scale = round(1 / (1 - p));
@@ -425,7 +428,15 @@ export class CpuBackend implements Backend {
     return this.wrap(dtype, out);
   }
 
-  powerIteration(w: Storage, u: Storage, v: Storage, rows: number, cols: number, eps: number): void {
+  powerIteration(w: Storage, u: Storage, v: Storage, rows: number, cols: number, eps: number, batch = 1): void {
+    if (batch !== 1) {
+      // Each problem of the batch alone, on views of its slices.
+      for (let b = 0; b < batch; b++) {
+        const part = (s: Storage, n: number): Storage => new CpuStorage(this, s.dtype, this.arr(s).subarray(b * n, (b + 1) * n));
+        this.powerIteration(part(w, rows * cols), part(u, rows), part(v, cols), rows, cols, eps);
+      }
+      return;
+    }
     const W = this.arr(w);
     const U = this.arr(u);
     const V = this.arr(v);

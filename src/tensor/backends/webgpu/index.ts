@@ -547,16 +547,16 @@ export class WebGPUBackend implements Backend {
     return out;
   }
 
-  dropoutMask(dtype: DType, size: number, key: readonly [number, number], offset: number, p: number): Storage {
+  dropoutMask(dtype: DType, size: number, key: readonly [number, number], offset: number | readonly number[], p: number): Storage {
     if (dtype !== 'f32') throw new Error(`webgpu dropoutMask: dtype ${dtype} is not supported (f32 only)`);
     const out = this.alloc(dtype, size);
     this.run(dropoutMaskLaunch(size, [key[0], key[1]], offset, Math.fround(1 - p), Math.fround(1 / (1 - p)), this.groups), [out], size);
     return out;
   }
 
-  powerIteration(w: Storage, u: Storage, v: Storage, rows: number, cols: number, eps: number): void {
+  powerIteration(w: Storage, u: Storage, v: Storage, rows: number, cols: number, eps: number, batch = 1): void {
     if (w.dtype !== 'f32') throw new Error(`webgpu powerIteration: dtype ${w.dtype} is not supported (f32 only)`);
-    this.run(powerIterationLaunch(rows, cols, eps), [w, u, v], rows * cols);
+    this.run(powerIterationLaunch(rows, cols, eps, batch), [w, u, v], batch * rows * cols);
   }
 
   adamw(param: Storage, grad: Storage, m: Storage, v: Storage, p: AdamWParams): void {
