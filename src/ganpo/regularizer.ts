@@ -11,7 +11,7 @@ import type { Backend } from '../tensor/backend.js';
 import type { DType } from '../tensor/dtype.js';
 import { Generator } from '../tensor/random/philox.js';
 import { add, broadcastTo, concat, mul, detach, reshape, slice, zeros, type Tensor } from '../tensor/index.js';
-import { criticAccuracy, criticLosses, generatorLoss, RunningMeans, type CriticScores } from './adversarial.js';
+import { criticAccuracy, criticLosses, generatorLoss, RunningMeans, type StackedScores } from './adversarial.js';
 
 export type PoolMode = 'all' | 'response' | 'nonpad';
 export type { ScheduleKind };
@@ -85,9 +85,11 @@ export interface RegularizerOptions {
 }
 
 export interface CriticStepResult {
-  losses: { chosen: Tensor; rejected: Tensor };
+  /** [L_Dc, L_Dr]. */
+  losses: Tensor;
   accuracy: Tensor;
-  scores: CriticScores;
+  /** [critic, input, B] (see StackedScores). */
+  scores: StackedScores;
 }
 
 export class GanpoRegularizer {
@@ -234,7 +236,7 @@ export class GanpoRegularizer {
   /**
    * Critic losses on detached policy states and reference states (critics in training mode), and
    * the running-mean update (GANPO.md §6: from these training-mode scores). The caller backprops
-   * `losses.chosen + losses.rejected` (scaled for accumulation) into the critics.
+   * the sum of the two losses (scaled for accumulation) into the critics.
    * States are [2B, T, d] with chosen rows first; mask is [2B, T] for pooled modes.
    */
   criticLoss(policyHidden: Tensor, refHidden: Tensor, mask: Tensor | undefined): CriticStepResult {
@@ -279,11 +281,8 @@ export class GanpoRegularizer {
       scores = concat(inputs.map(([x, m], j) => reshape(call(reshape(x, [2 * B, T, d]), m && reshape(m, [2 * B, T]), 2, [base + j * per, base + (3 + j) * per]), [2, 1, B])), 1);
     }
     const s = reshape(scores, [2, 3, B]);
-    const part = (k: 0 | 1, j: 0 | 1 | 2): Tensor => reshape(slice(slice(s, 0, k, k + 1), 1, j, j + 1), [B]);
-    const named: CriticScores = { a: part(0, 0), b: part(0, 1), c: part(0, 2), a2: part(1, 0), b2: part(1, 1), c2: part(1, 2) };
-    this.means.update(named);
-    const losses = criticLosses(named, this.means.parts(), this.config.contrastive);
-    return { losses, accuracy: criticAccuracy(named), scores: named };
+    this.means.update(s);
+    return { losses: criticLosses(s, this.means.current(), this.config.contrastive), accuracy: criticAccuracy(s), scores: s };
   }
 
   /**
@@ -314,8 +313,7 @@ export class GanpoRegularizer {
       // [policy-chosen; policy-rejected] is already Dc's and Dr's input side by side (a shared
       // critic scores all 2B rows as its one member: eval mode, so rows do not interact).
       const s = this.critics.forward(reshape(policyHidden, [K, (2 * B) / K, T, d]), mask && reshape(mask, [K, (2 * B) / K, T]));
-      const flat = reshape(s, [2 * B]);
-      return generatorLoss(slice(flat, 0, 0, B), slice(flat, 0, B, 2 * B), this.means.parts());
+      return generatorLoss(reshape(s, [2, B]), this.means.current());
     } finally {
       this.critics.unfreeze();
     }

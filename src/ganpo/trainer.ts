@@ -203,7 +203,7 @@ export class PreferenceTrainer {
         tidy(() => {
           const f = this.forward(batch, true, idx);
           const cr = reg.criticLoss(f.out.hidden!, f.ref!.hidden!, this.poolMask(f.t));
-          backward(add(cr.losses.chosen, cr.losses.rejected));
+          backward(sum(cr.losses));
         });
       }
       const check = tidy(() => stackFlat([gradNorm(reg.namedParameters().map(([, p]) => p)), criticVec]));
@@ -240,8 +240,8 @@ export class PreferenceTrainer {
         if (reg) {
           const mask = this.poolMask(f.t);
           const cr = reg.criticLoss(f.out.hidden!, f.ref!.hidden!, mask);
-          backward(mul(add(cr.losses.chosen, cr.losses.rejected), 1 / accum));
-          const criticVec = noGrad(() => stack([cr.losses.chosen, cr.losses.rejected, cr.accuracy]));
+          backward(mul(sum(cr.losses), 1 / accum));
+          const criticVec = noGrad(() => stackFlat([cr.losses, cr.accuracy]));
           if (micro === accum - 1) ({ skipped: criticSkipped, gate: criticGate } = await this.criticUpdates(reg, criticVec, batch, idx, reg.updatesAt(this.step)));
           criticSums = accumulate(criticSums, criticVec);
           const adv = reg.generatorLoss(f.out.hidden!, mask);

@@ -9,8 +9,8 @@ import { describe, expect, it } from 'vitest';
 import { Critic, type CriticConfig } from '../../src/nn/critic.js';
 import { member } from '../../src/nn/stacked.js';
 import { defaultGanpo, GanpoRegularizer, type GanpoConfig } from '../../src/ganpo/regularizer.js';
-import { criticLosses, generatorLoss, RunningMeans, type CriticScores } from '../../src/ganpo/adversarial.js';
-import { add, backward, concat, Generator, randn, slice, tensor, tidy, type Tensor } from '../../src/tensor/index.js';
+import { criticLosses, generatorLoss, RunningMeans, scoreParts, stackScores, type CriticScores } from '../../src/ganpo/adversarial.js';
+import { backward, concat, Generator, randn, slice, sum, tensor, tidy, type Tensor } from '../../src/tensor/index.js';
 
 const f64 = { dtype: 'f64' as const };
 const SEED = 40;
@@ -54,8 +54,8 @@ class TwoCritics {
         a2: this.rejected.forward(half(pol, 1), mk(1)), b2: this.rejected.forward(half(ref, 0), mk(0)), c2: this.rejected.forward(half(ref, 1), mk(1)),
       };
     }
-    this.means.update(s);
-    return { s, losses: criticLosses(s, this.means.parts(), this.config.contrastive) };
+    this.means.update(stackScores(s));
+    return { s, losses: criticLosses(stackScores(s), this.means.current(), this.config.contrastive) };
   }
 
   generatorLoss(pol: Tensor, mask: Tensor | undefined): Tensor {
@@ -64,7 +64,7 @@ class TwoCritics {
     this.rejected.eval().freeze();
     const a = this.chosen.forward(slice(pol, 0, 0, B), mask && slice(mask, 0, 0, B));
     const a2 = this.rejected.forward(slice(pol, 0, B, 2 * B), mask && slice(mask, 0, B, 2 * B));
-    const loss = generatorLoss(a, a2, this.means.parts());
+    const loss = generatorLoss(concat([a.reshape([1, B]), a2.reshape([1, B])], 0), this.means.current());
     this.chosen.unfreeze();
     this.rejected.unfreeze();
     return loss;
@@ -100,12 +100,12 @@ describe('GanpoRegularizer on stacked critics', () => {
             for (let step = 0; step < 2; step++) {
               const got = reg.criticLoss(pol, refH, mask);
               const want = ref.criticLoss(pol, refH, mask);
-              for (const k of ['a', 'b', 'c', 'a2', 'b2', 'c2'] as const) close(got.scores[k].dataSync(), want.s[k].dataSync(), `step ${step} score ${k}`);
-              close(got.losses.chosen.dataSync(), want.losses.chosen.dataSync(), 'L_Dc');
-              close(got.losses.rejected.dataSync(), want.losses.rejected.dataSync(), 'L_Dr');
+              const parts = scoreParts(got.scores);
+              for (const k of ['a', 'b', 'c', 'a2', 'b2', 'c2'] as const) close(parts[k].dataSync(), want.s[k].dataSync(), `step ${step} score ${k}`);
+              close(got.losses.dataSync(), want.losses.dataSync(), 'L_Dc, L_Dr');
               close(reg.means.value!.dataSync(), ref.means.value!.dataSync(), 'running means');
-              backward(add(got.losses.chosen, got.losses.rejected));
-              backward(add(want.losses.chosen, want.losses.rejected));
+              backward(sum(got.losses));
+              backward(sum(want.losses));
               expect(reg.dropout.state().offset).toBe(ref.dropout.state().offset);
             }
             const critics = sharedCritic ? [ref.chosen] : [ref.chosen, ref.rejected];
@@ -139,8 +139,7 @@ describe('GanpoRegularizer on stacked critics', () => {
       const b = new GanpoRegularizer(config, 3, { dtype: 'f64', seed: 2, warmupSteps: 0, totalSteps: 10 });
       tidy(() => {
         const pol = randn([2, 4, 3], { ...f64, generator: new Generator(3) });
-        const l = a.criticLoss(pol, pol, undefined).losses;
-        backward(add(l.chosen, l.rejected));
+        backward(sum(a.criticLoss(pol, pol, undefined).losses));
         a.criticStep();
         const state = a.stateDict();
         const names = [...state.keys()];
