@@ -7,12 +7,12 @@
 import { cast } from '../tensor/ops/convert.js';
 import { add, div, gelu, maximum, mul } from '../tensor/ops/elementwise.js';
 import { reshape, slice } from '../tensor/ops/movement.js';
-import { attention, dropout } from '../tensor/ops/nn.js';
+import { dropout } from '../tensor/ops/nn.js';
+import { packedSelfAttention } from '../tensor/ops/packedAttention.js';
 import { mean, sum } from '../tensor/ops/reduce.js';
 import { fmtShape, shapesEqual, ShapeError } from '../tensor/shape.js';
 import type { Tensor } from '../tensor/tensor.js';
 import type { Generator } from '../tensor/random/philox.js';
-import { mergeHeads, splitHeads } from './attention.js';
 import { Critic, type CriticConfig } from './critic.js';
 import * as init from './init.js';
 import { Module, ModuleList, type ModuleOptions } from './module.js';
@@ -57,9 +57,7 @@ class StackedSelfAttention extends Module {
   forward(x: Tensor, keyMask?: Tensor): Tensor {
     const [K, N, T, d] = x.shape;
     const qkv = reshape(stackedLinear(x, this.in_proj_weight, this.in_proj_bias), [K * N, T, 3 * d]);
-    const [q, k, v] = splitHeads(qkv, this.nHeads);
-    const y = attention(q, k, v, { causal: false, keyMask });
-    return this.out_proj.forward(reshape(mergeHeads(y), [K, N, T, d]));
+    return this.out_proj.forward(reshape(packedSelfAttention(qkv, this.nHeads, { causal: false, keyMask }), [K, N, T, d]));
   }
 }
 
