@@ -129,9 +129,11 @@ export function dropout(x: Tensor, p: number, opts: DropoutOptions = {}): Tensor
   if (opts.training === false || p === 0) return x;
   const gen = opts.generator ?? defaultGenerator();
   const offset = opts.offsets ?? gen.next(x.size);
-  // One kernel for the scaled keep-mask: (uniform < 1 − p) · 1/(1 − p).
-  const mask = wrap(x.backend.dropoutMask(x.dtype, x.size, gen.key, offset, p), x.shape);
-  return mul(x, mask);
+  const key = gen.key;
+  // x · (uniform < 1 − p) · 1/(1 − p) in one pass; the backward redraws the same mask from the
+  // counter-based stream rather than keeping it in memory.
+  const y = wrap(x.backend.dropoutApply(x.storage, key, offset, p), x.shape);
+  return record('dropout', y, [x], (g) => [wrap(g.backend.dropoutApply(g.storage, key, offset, p), g.shape)]);
 }
 
 export interface AttentionOptions {

@@ -428,6 +428,14 @@ export class CpuBackend implements Backend {
     return this.wrap(dtype, out);
   }
 
+  dropoutApply(x: Storage, key: readonly [number, number], offset: number | readonly number[], p: number): Storage {
+    const mask = this.dropoutMask(x.dtype, x.size, key, offset, p);
+    const X = this.arr(x);
+    const out = this.arr(mask);
+    for (let i = 0; i < out.length; i++) out[i] = X[i] * out[i];
+    return mask;
+  }
+
   powerIteration(w: Storage, u: Storage, v: Storage, rows: number, cols: number, eps: number, batch = 1): void {
     if (batch !== 1) {
       // Each problem of the batch alone, on views of its slices.

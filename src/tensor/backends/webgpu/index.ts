@@ -554,6 +554,13 @@ export class WebGPUBackend implements Backend {
     return out;
   }
 
+  dropoutApply(x: Storage, key: readonly [number, number], offset: number | readonly number[], p: number): Storage {
+    if (x.dtype !== 'f32') throw new Error(`webgpu dropoutApply: dtype ${x.dtype} is not supported (f32 only)`);
+    const out = this.alloc(x.dtype, x.size);
+    this.run(dropoutMaskLaunch(x.size, [key[0], key[1]], offset, Math.fround(1 - p), Math.fround(1 / (1 - p)), this.groups, true), [x, out], x.size);
+    return out;
+  }
+
   powerIteration(w: Storage, u: Storage, v: Storage, rows: number, cols: number, eps: number, batch = 1): void {
     if (w.dtype !== 'f32') throw new Error(`webgpu powerIteration: dtype ${w.dtype} is not supported (f32 only)`);
     this.run(powerIterationLaunch(rows, cols, eps, batch), [w, u, v], batch * rows * cols);
