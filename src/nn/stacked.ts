@@ -3,14 +3,12 @@
 // for all members (batched matmuls with per-member weights, one layerNorm with per-member affine,
 // one batched power iteration) instead of once per member. CriticPair is built from these.
 
-import { isGradEnabled, noGrad } from '../tensor/autograd.js';
 import { wrap } from '../tensor/ops/core.js';
-import { add, div, mul } from '../tensor/ops/elementwise.js';
+import { add } from '../tensor/ops/elementwise.js';
 import { matmulT } from '../tensor/ops/matmul.js';
-import { clone, reshape } from '../tensor/ops/movement.js';
+import { reshape } from '../tensor/ops/movement.js';
 import { layerNorm } from '../tensor/ops/nn.js';
-import { sum } from '../tensor/ops/reduce.js';
-import { tidy } from '../tensor/scope.js';
+import { spectralNormalize } from '../tensor/ops/spectral.js';
 import { contiguousStrides, fmtShape, shapesEqual, ShapeError, sizeOf } from '../tensor/shape.js';
 import type { Tensor } from '../tensor/tensor.js';
 import * as init from './init.js';
@@ -96,8 +94,8 @@ export class StackedLayerNorm extends Module {
 
 /**
  * K spectral-norm Linear layers (SpectralNormLinear's semantics per member): weight_orig
- * [K, out, in], bias [K, out], buffers weight_u [K, out] and weight_v [K, in]; one batched power
- * iteration per training forward updates every member's u and v.
+ * [K, out, in], bias [K, out], buffers weight_u [K, out] and weight_v [K, in]; one spectralNormalize
+ * kernel per forward (with the power iteration in training mode) for all members.
  */
 export class StackedSpectralNormLinear extends Module {
   readonly weight_orig: Tensor;
@@ -113,23 +111,9 @@ export class StackedSpectralNormLinear extends Module {
     this.weight_v = this.buffer('weight_v', init.zeros([count, inFeatures], opts));
   }
 
-  /** σ_k = u_kᵀ W_k v_k for each member, [K, 1, 1], with u and v as given (constants). */
-  private sigmaOf(u: Tensor, v: Tensor): Tensor {
-    const { count: K, outFeatures: out, inFeatures: inF } = this;
-    return sum(mul(reshape(u, [K, out, 1]), matmulT(this.weight_orig, reshape(v, [K, inF, 1]))), [1, 2], true);
-  }
-
-  /**
-   * W_k/σ_k for every member, after one power iteration in training mode. With a graph, u and v
-   * are copied first (as PyTorch clones them): a later training forward updates the buffers in
-   * place and must not change what this forward's backward sees.
-   */
+  /** W_k/σ_k for every member, after one power iteration on every member's u and v in training mode. */
   weight(): Tensor {
-    const w = this.weight_orig;
-    if (this.training) w.backend.powerIteration(w.storage, this.weight_u.storage, this.weight_v.storage, this.outFeatures, this.inFeatures, this.eps, this.count);
-    if (w.requiresGrad && isGradEnabled()) return div(w, this.sigmaOf(clone(this.weight_u), clone(this.weight_v)));
-    // Frozen or no gradient: W/σ is a constant of this forward and needs no graph nor copies.
-    return noGrad(() => tidy(() => div(w, this.sigmaOf(this.weight_u, this.weight_v))));
+    return spectralNormalize(this.weight_orig, this.weight_u, this.weight_v, { eps: this.eps, iterate: this.training });
   }
 
   forward(x: Tensor): Tensor {

@@ -181,6 +181,15 @@ export interface Backend {
    * > 1, w, u and v hold that many independent problems back to back ([batch, rows, cols] etc.).
    */
   powerIteration(w: Storage, u: Storage, v: Storage, rows: number, cols: number, eps: number, batch?: number): void;
+  /**
+   * Spectral normalization of batch matrices w [batch, rows, cols]: when iterate, powerIteration
+   * first (u, v updated in place); then σ = uᵀ W v and wn = W/σ. Also returns sigma [batch] and uv
+   * [batch, rows + cols], the u and v σ was computed with (constants of the backward).
+   */
+  spectralNormalize(w: Storage, u: Storage, v: Storage, rows: number, cols: number, eps: number, batch: number, iterate: boolean):
+    { wn: Storage; sigma: Storage; uv: Storage };
+  /** The gradient of W/σ (σ = uᵀ W v, u and v constant): dW = (g − (Σ g∘W / σ) · u vᵀ) / σ per matrix. */
+  spectralNormalizeBackward(g: Storage, w: Storage, uv: Storage, sigma: Storage, rows: number, cols: number, batch: number): Storage;
 
   /** One AdamW step in place on param, m, v (decoupled weight decay, bias-corrected). */
   adamw(param: Storage, grad: Storage, m: Storage, v: Storage, p: AdamWParams): void;

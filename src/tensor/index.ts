@@ -24,5 +24,6 @@ export * from './ops/matmul.js';
 export * from './ops/indexing.js';
 export * from './ops/nn.js';
 export * from './ops/packedAttention.js';
+export * from './ops/spectral.js';
 export * from './ops/convert.js';
 export { Generator } from './random/philox.js';

@@ -428,6 +428,49 @@ export class CpuBackend implements Backend {
     return this.wrap(dtype, out);
   }
 
+  spectralNormalize(w: Storage, u: Storage, v: Storage, rows: number, cols: number, eps: number, batch: number, iterate: boolean) {
+    if (iterate) this.powerIteration(w, u, v, rows, cols, eps, batch);
+    const W = this.arr(w);
+    const U = this.arr(u);
+    const V = this.arr(v);
+    const wn = arrayFor(w.dtype, batch * rows * cols);
+    const sigma = arrayFor(w.dtype, batch);
+    const uv = arrayFor(w.dtype, batch * (rows + cols));
+    for (let b = 0; b < batch; b++) {
+      const wo = b * rows * cols;
+      // σ = Σ_i u_i (W v)_i, accumulated in f64 and rounded once.
+      let s = 0;
+      for (let i = 0; i < rows; i++) {
+        let acc = 0;
+        for (let j = 0; j < cols; j++) acc += W[wo + i * cols + j] * V[b * cols + j];
+        s += U[b * rows + i] * acc;
+      }
+      sigma[b] = s;
+      const sr = sigma[b];
+      for (let k = 0; k < rows * cols; k++) wn[wo + k] = W[wo + k] / sr;
+      uv.set(U.subarray(b * rows, (b + 1) * rows), b * (rows + cols));
+      uv.set(V.subarray(b * cols, (b + 1) * cols), b * (rows + cols) + rows);
+    }
+    return { wn: this.wrap(w.dtype, wn), sigma: this.wrap(w.dtype, sigma), uv: this.wrap(w.dtype, uv) };
+  }
+
+  spectralNormalizeBackward(g: Storage, w: Storage, uv: Storage, sigma: Storage, rows: number, cols: number, batch: number): Storage {
+    const G = this.arr(g);
+    const W = this.arr(w);
+    const UV = this.arr(uv);
+    const S = this.arr(sigma);
+    const dw = arrayFor(w.dtype, batch * rows * cols);
+    for (let b = 0; b < batch; b++) {
+      const wo = b * rows * cols;
+      const n = b * (rows + cols);
+      let gw = 0;
+      for (let k = 0; k < rows * cols; k++) gw += G[wo + k] * W[wo + k];
+      const c = gw / S[b];
+      for (let i = 0; i < rows; i++) for (let j = 0; j < cols; j++) dw[wo + i * cols + j] = (G[wo + i * cols + j] - c * UV[n + i] * UV[n + rows + j]) / S[b];
+    }
+    return this.wrap(w.dtype, dw);
+  }
+
   dropoutApply(x: Storage, key: readonly [number, number], offset: number | readonly number[], p: number): Storage {
     const mask = this.dropoutMask(x.dtype, x.size, key, offset, p);
     const X = this.arr(x);

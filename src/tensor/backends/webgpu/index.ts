@@ -21,7 +21,7 @@ import { copyLaunch } from '../../../shaders/movement.js';
 import { adamwLaunch, adamwMultiLaunch, clipScaleLaunch } from '../../../shaders/optimizer.js';
 import { dropoutMaskLaunch, randomLaunch } from '../../../shaders/random.js';
 import { softmaxBackwardLaunch, softmaxLaunch } from '../../../shaders/softmax.js';
-import { powerIterationLaunch } from '../../../shaders/spectral.js';
+import { powerIterationLaunch, spectralNormalizeBackwardLaunch, spectralNormalizeLaunch } from '../../../shaders/spectral.js';
 import { reduceGenericLaunch, reduceRowsLaunch, sumSquaresLaunch } from '../../../shaders/reduce.js';
 import { collapseDims } from '../../../shaders/strided.js';
 import { openDevice, type DeviceOptions } from './device.js';
@@ -564,6 +564,21 @@ export class WebGPUBackend implements Backend {
   powerIteration(w: Storage, u: Storage, v: Storage, rows: number, cols: number, eps: number, batch = 1): void {
     if (w.dtype !== 'f32') throw new Error(`webgpu powerIteration: dtype ${w.dtype} is not supported (f32 only)`);
     this.run(powerIterationLaunch(rows, cols, eps, batch), [w, u, v], batch * rows * cols);
+  }
+
+  spectralNormalize(w: Storage, u: Storage, v: Storage, rows: number, cols: number, eps: number, batch: number, iterate: boolean) {
+    if (w.dtype !== 'f32') throw new Error(`webgpu spectralNormalize: dtype ${w.dtype} is not supported (f32 only)`);
+    const wn = this.alloc('f32', batch * rows * cols);
+    const sigma = this.alloc('f32', batch);
+    const uv = this.alloc('f32', batch * (rows + cols));
+    this.run(spectralNormalizeLaunch(rows, cols, eps, batch, iterate), [w, u, v, wn, sigma, uv], batch * rows * cols);
+    return { wn, sigma, uv };
+  }
+
+  spectralNormalizeBackward(g: Storage, w: Storage, uv: Storage, sigma: Storage, rows: number, cols: number, batch: number): Storage {
+    const dw = this.alloc('f32', batch * rows * cols);
+    this.run(spectralNormalizeBackwardLaunch(rows, cols, batch), [g, w, uv, sigma, dw], batch * rows * cols);
+    return dw;
   }
 
   adamw(param: Storage, grad: Storage, m: Storage, v: Storage, p: AdamWParams): void {
