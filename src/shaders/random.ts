@@ -52,9 +52,10 @@ export function randomLaunch(kind: 'uniform' | 'normal', size: number, key: [num
 export const MAX_DROPOUT_SLABS = 4;
 
 const APPLY_BINDINGS = `@group(0) @binding(1) var<storage, read> x: array<f32>;
-@group(0) @binding(2) var<storage, read_write> out: array<f32>;`;
+@group(0) @binding(2) var<storage, read_write> out: array<f32>;
+@group(0) @binding(3) var<storage, read_write> mask: array<f32>;`;
 
-/** The mask kernel, or with `apply` the masked input x · mask in one pass (no mask buffer). */
+/** The mask kernel, or with `apply` also the masked input x · mask, in one pass over x. */
 function dropoutWGSL(apply: boolean): string {
   return /* wgsl */ `
 struct Uniforms { size: u32, key0: u32, key1: u32, slab: u32, keep: f32, scale: f32, pad0: u32, pad1: u32, offsets: array<vec4<u32>, ${MAX_DROPOUT_SLABS / 2}> }
@@ -71,7 +72,8 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec
     let pair = u.offsets[s / 2u];
     let o = select(pair.xy, pair.zw, (s & 1u) == 1u);
     let r = philoxUniform(vec2<u32>(u.key0, u.key1), o.x, o.y, i - s * u.slab);
-    out[i] = select(0.0, u.scale, r < u.keep)${apply ? ' * x[i]' : ''};
+    let m = select(0.0, u.scale, r < u.keep);
+    ${apply ? 'mask[i] = m; out[i] = m * x[i];' : 'out[i] = m;'}
   }
 }
 `;
@@ -87,8 +89,9 @@ const DROPOUT_APPLY_WGSL = dropoutWGSL(true);
  * stream position for the whole mask, or one per equal slab (at most MAX_DROPOUT_SLABS), element j
  * of slab s drawn at offsets[s] + j (a stack of models, each drawing what it would alone). A
  * grid-stride loop over at most maxGroups workgroups (few on a software adapter, where each costs
- * microseconds). With apply, the kernel multiplies an input by the mask instead (storage [x: read,
- * out: read_write]): dropout's forward, and with the gradient as x its backward, without a mask in memory.
+ * microseconds). With apply, the kernel also multiplies an input by the mask (storage [x: read,
+ * out, mask: read_write]): dropout's forward in one pass, keeping the mask for the backward (redrawing
+ * it there would cost the Philox rounds again, which dominate on a CPU adapter).
  */
 export function dropoutMaskLaunch(size: number, key: [number, number], offsets: number | readonly number[], keep: number, scale: number, maxGroups: number, apply = false): Launch {
   const offs = typeof offsets === 'number' ? [offsets] : offsets;
@@ -105,7 +108,7 @@ export function dropoutMaskLaunch(size: number, key: [number, number], offsets: 
   }
   return {
     kernel: apply
-      ? { name: 'dropoutApply', code: DROPOUT_APPLY_WGSL, storage: ['read', 'read_write'] }
+      ? { name: 'dropoutApply', code: DROPOUT_APPLY_WGSL, storage: ['read', 'read_write', 'read_write'] }
       : { name: 'dropoutMask', code: DROPOUT_MASK_WGSL, storage: ['read_write'] },
     uniforms: packUniforms([['u32', size], ['u32', key[0]], ['u32', key[1]], ['u32', Math.max(1, slab)], ['f32', keep], ['f32', scale], ['u32', 0], ['u32', 0], ...words]),
     workgroups: gridStride(size, WORKGROUP, maxGroups),

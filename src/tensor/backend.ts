@@ -172,8 +172,8 @@ export interface Backend {
    * most 4) the mask is that many equal slabs, element j of slab s drawn at offsets[s] + j.
    */
   dropoutMask(dtype: DType, size: number, key: readonly [number, number], offset: number | readonly number[], p: number): Storage;
-  /** x · dropoutMask(x.dtype, x.size, key, offset, p) in one pass, bit-identical to that product, with no mask stored. */
-  dropoutApply(x: Storage, key: readonly [number, number], offset: number | readonly number[], p: number): Storage;
+  /** y = x · mask with mask = dropoutMask(x.dtype, x.size, key, offset, p), both returned, in one pass (y bit-identical to that product). */
+  dropoutApply(x: Storage, key: readonly [number, number], offset: number | readonly number[], p: number): { y: Storage; mask: Storage };
 
   /**
    * One power iteration of spectral normalization in place, for w [rows, cols] row-major:

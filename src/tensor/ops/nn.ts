@@ -129,11 +129,10 @@ export function dropout(x: Tensor, p: number, opts: DropoutOptions = {}): Tensor
   if (opts.training === false || p === 0) return x;
   const gen = opts.generator ?? defaultGenerator();
   const offset = opts.offsets ?? gen.next(x.size);
-  const key = gen.key;
-  // x · (uniform < 1 − p) · 1/(1 − p) in one pass; the backward redraws the same mask from the
-  // counter-based stream rather than keeping it in memory.
-  const y = wrap(x.backend.dropoutApply(x.storage, key, offset, p), x.shape);
-  return record('dropout', y, [x], (g) => [wrap(g.backend.dropoutApply(g.storage, key, offset, p), g.shape)]);
+  // x · (uniform < 1 − p) · 1/(1 − p) and the mask in one pass over x; the backward is g · mask.
+  const r = x.backend.dropoutApply(x.storage, gen.key, offset, p);
+  const mask = wrap(r.mask, x.shape);
+  return record('dropout', wrap(r.y, x.shape), [x], (g) => [mul(g, mask)], [mask]);
 }
 
 export interface AttentionOptions {

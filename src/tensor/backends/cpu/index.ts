@@ -471,12 +471,13 @@ export class CpuBackend implements Backend {
     return this.wrap(w.dtype, dw);
   }
 
-  dropoutApply(x: Storage, key: readonly [number, number], offset: number | readonly number[], p: number): Storage {
+  dropoutApply(x: Storage, key: readonly [number, number], offset: number | readonly number[], p: number) {
     const mask = this.dropoutMask(x.dtype, x.size, key, offset, p);
     const X = this.arr(x);
-    const out = this.arr(mask);
-    for (let i = 0; i < out.length; i++) out[i] = X[i] * out[i];
-    return mask;
+    const M = this.arr(mask);
+    const y = arrayFor(x.dtype, x.size);
+    for (let i = 0; i < y.length; i++) y[i] = X[i] * M[i];
+    return { y: this.wrap(x.dtype, y), mask };
   }
 
   powerIteration(w: Storage, u: Storage, v: Storage, rows: number, cols: number, eps: number, batch = 1): void {

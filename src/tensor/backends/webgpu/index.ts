@@ -554,11 +554,12 @@ export class WebGPUBackend implements Backend {
     return out;
   }
 
-  dropoutApply(x: Storage, key: readonly [number, number], offset: number | readonly number[], p: number): Storage {
+  dropoutApply(x: Storage, key: readonly [number, number], offset: number | readonly number[], p: number) {
     if (x.dtype !== 'f32') throw new Error(`webgpu dropoutApply: dtype ${x.dtype} is not supported (f32 only)`);
-    const out = this.alloc(x.dtype, x.size);
-    this.run(dropoutMaskLaunch(x.size, [key[0], key[1]], offset, Math.fround(1 - p), Math.fround(1 / (1 - p)), this.groups, true), [x, out], x.size);
-    return out;
+    const y = this.alloc(x.dtype, x.size);
+    const mask = this.alloc(x.dtype, x.size);
+    this.run(dropoutMaskLaunch(x.size, [key[0], key[1]], offset, Math.fround(1 - p), Math.fround(1 / (1 - p)), this.groups, true), [x, y, mask], x.size);
+    return { y, mask };
   }
 
   powerIteration(w: Storage, u: Storage, v: Storage, rows: number, cols: number, eps: number, batch = 1): void {

@@ -136,7 +136,7 @@ describeGpu('webgpu heavy kernels', () => {
       }), RUNS);
   });
 
-  it('dropoutApply equals x times dropoutMask bit for bit, on the GPU and the CPU, with one or several slab offsets', async () => {
+  it('dropoutApply returns dropoutMask and x times it, bit for bit, on the GPU and the CPU, with one or several slab offsets', async () => {
     const u32 = fc.integer({ min: 0, max: 2 ** 32 - 1 });
     const offset = fc.integer({ min: 0, max: MAX_OFFSET - 4000 });
     await fc.assert(fc.asyncProperty(fc.integer({ min: 0, max: 700 }), fc.array(offset, { minLength: 1, maxLength: 4 }), u32, u32, fc.constantFrom(0.1, 0.5), seed,
@@ -144,8 +144,13 @@ describeGpu('webgpu heavy kernels', () => {
         const n = slab * offsets.length;
         const x = seededValues(sd, n).map(Math.fround);
         const [xg, xc] = both('f32', x);
-        const [g, c] = await readBoth(gpu.dropoutApply(xg, [k0, k1], offsets, p), cpu.dropoutApply(xc, [k0, k1], offsets, p));
+        const rg = gpu.dropoutApply(xg, [k0, k1], offsets, p);
+        const rc = cpu.dropoutApply(xc, [k0, k1], offsets, p);
+        const [gm, cm] = await readBoth(rg.mask, rc.mask);
+        const [g, c] = await readBoth(rg.y, rc.y);
         const mask = cpu.readSync(cpu.dropoutMask('f32', n, [k0, k1], offsets, p));
+        expect([...gm]).toEqual([...mask]);
+        expect([...cm]).toEqual([...mask]);
         const want = x.map((v, i) => Math.fround(v * mask[i]));
         expect([...g]).toEqual(want);
         expect([...c]).toEqual(want);
