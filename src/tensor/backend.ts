@@ -26,7 +26,9 @@ export type UnaryOp =
 export type BinaryOp =
   | 'add' | 'sub' | 'mul' | 'div' | 'maximum' | 'minimum' | 'pow'
   // comparisons give 1 or 0 in the output dtype
-  | 'eq' | 'ne' | 'lt' | 'le' | 'gt' | 'ge';
+  | 'eq' | 'ne' | 'lt' | 'le' | 'gt' | 'ge'
+  // gelu's backward in one pass: b · gelu'(a) (a the input, b the output gradient), erf or tanh form
+  | 'geluBackward' | 'geluTanhBackward';
 
 export type ReduceOp = 'sum' | 'max' | 'min';
 
