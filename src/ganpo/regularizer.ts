@@ -2,14 +2,16 @@
 // and schedule, and the six running means, with the critic step and the generator loss of
 // GANPO.md §5–6.
 
-import { Critic, type CriticConfig } from '../nn/critic.js';
+import type { CriticConfig } from '../nn/critic.js';
+import { CriticPair } from '../nn/criticPair.js';
 import { AdamW } from '../nn/optim.js';
+import { member, setMember } from '../nn/stacked.js';
 import { makeSchedule, type Schedule, type ScheduleKind } from '../nn/schedules.js';
 import type { Backend } from '../tensor/backend.js';
 import type { DType } from '../tensor/dtype.js';
 import { Generator } from '../tensor/random/philox.js';
-import { add, concat, mul, detach, slice, type Tensor } from '../tensor/index.js';
-import { criticAccuracy, criticLosses, generatorLoss, RunningMeans, type CriticScores } from './adversarial.js';
+import { add, broadcastTo, concat, mul, detach, reshape, slice, zeros, type Tensor } from '../tensor/index.js';
+import { criticAccuracy, criticLosses, generatorLoss, RunningMeans, type StackedScores } from './adversarial.js';
 
 export type PoolMode = 'all' | 'response' | 'nonpad';
 export type { ScheduleKind };
@@ -83,14 +85,19 @@ export interface RegularizerOptions {
 }
 
 export interface CriticStepResult {
-  losses: { chosen: Tensor; rejected: Tensor };
+  /** [L_Dc, L_Dr]. */
+  losses: Tensor;
   accuracy: Tensor;
-  scores: CriticScores;
+  /** [critic, input, B] (see StackedScores). */
+  scores: StackedScores;
 }
 
 export class GanpoRegularizer {
-  readonly chosenCritic: Critic;
-  readonly rejectedCritic: Critic;
+  /**
+   * Dc and Dr as one model with stacked parameters (member 0 is Dc, member 1 Dr): each critic op
+   * runs once for both. With sharedCritic, one member plays both.
+   */
+  readonly critics: CriticPair;
   readonly optimizer: AdamW;
   readonly schedule: Schedule;
   readonly means: RunningMeans;
@@ -107,27 +114,114 @@ export class GanpoRegularizer {
       dIn, dModel: config.criticWidth, nLayers: config.criticLayers, nHeads: config.criticHeads,
       maxLen: config.criticMaxLen, dropout: config.criticDropout,
     };
-    const common = { backend: opts.backend, dtype: opts.dtype, dropoutGenerator: this.dropout };
     // Each critic gets its own initialization stream, so Dc and Dr start different.
-    this.chosenCritic = new Critic(criticConfig, { ...common, generator: new Generator(seed + 2) });
-    this.rejectedCritic = config.sharedCritic ? this.chosenCritic : new Critic(criticConfig, { ...common, generator: new Generator(seed + 3) });
+    const generators = (config.sharedCritic ? [seed + 2] : [seed + 2, seed + 3]).map((s) => new Generator(s));
+    this.critics = new CriticPair(criticConfig, { backend: opts.backend, dtype: opts.dtype, generators, dropoutGenerator: this.dropout });
     this.optimizer = new AdamW(this.namedParameters(), { lr: config.criticLr, weightDecay: config.criticWeightDecay });
     this.schedule = makeSchedule(config.criticSchedule, config.criticLr, opts.warmupSteps, opts.totalSteps);
     this.means = new RunningMeans(config.momentum);
   }
 
-  /** Critic parameters named `chosen.*` and `rejected.*` (only `chosen.*` when shared). */
+  /** The critics' names, member by member: `chosen` (Dc) and `rejected` (Dr), or only `chosen` when shared. */
+  get sides(): readonly string[] {
+    return this.config.sharedCritic ? ['chosen'] : ['chosen', 'rejected'];
+  }
+
+  /** The stacked critic parameters ([members, ...] each) by their Critic names; what the optimizer updates. */
   namedParameters(): [string, Tensor][] {
-    const out: [string, Tensor][] = this.chosenCritic.namedParameters().map(([n, t]) => [`chosen.${n}`, t]);
-    if (!this.config.sharedCritic) out.push(...this.rejectedCritic.namedParameters().map(([n, t]): [string, Tensor] => [`rejected.${n}`, t]));
+    return this.critics.namedParameters();
+  }
+
+  /**
+   * Critic state (parameters and spectral-norm buffers) by checkpoint name, `chosen.*` and
+   * `rejected.*` (only `chosen.*` when shared), as PyTorch's critics name them. New tensors (copies
+   * of the members): the caller disposes them, e.g. in a scope.
+   */
+  stateDict(): Map<string, Tensor> {
+    const out = new Map<string, Tensor>();
+    this.sides.forEach((side, k) => {
+      for (const [n, t] of this.critics.memberState(k)) out.set(`${side}.${n}`, t);
+    });
     return out;
   }
 
-  /** Critic state (parameters and spectral-norm buffers) by name. */
-  stateDict(): Map<string, Tensor> {
-    const out = new Map<string, Tensor>();
-    for (const [n, t] of this.chosenCritic.stateDict()) out.set(`chosen.${n}`, t);
-    if (!this.config.sharedCritic) for (const [n, t] of this.rejectedCritic.stateDict()) out.set(`rejected.${n}`, t);
+  /**
+   * Loads a state dict of stateDict()'s names into the critics (every name required; checked before
+   * writing). Errors name a tensor as prefix + its name (a checkpoint's `critic.`, say).
+   */
+  loadStateDict(state: ReadonlyMap<string, Tensor>, prefix = ''): void {
+    const bySide = this.splitBySide(state, `${prefix}*`);
+    this.sides.forEach((side, k) => {
+      const missing = [...this.critics.stateDict().keys()].filter((n) => !bySide[k].has(n));
+      if (missing.length) throw new Error(`missing tensor ${prefix}${side}.${missing[0]}`);
+    });
+    for (const [n, t] of this.critics.stateDict()) {
+      this.sides.forEach((side, k) => {
+        const src = bySide[k].get(n)!;
+        if (src.shape.join() !== t.shape.slice(1).join()) throw new Error(`tensor ${prefix}${side}.${n} is [${src.shape}], expected [${t.shape.slice(1)}]`);
+      });
+    }
+    this.sides.forEach((_, k) => this.critics.loadMember(k, bySide[k]));
+  }
+
+  /**
+   * The optimizer's state under per-critic names (`chosen.<param>.exp_avg`, ...) and step counts
+   * (`chosen.<param>`), as separate critics would have it. The tensors are copies the caller disposes.
+   */
+  optimizerState(): { tensors: Map<string, Tensor>; steps: Map<string, number> } {
+    const own = this.optimizer.stateDict();
+    const tensors = new Map<string, Tensor>();
+    const steps = new Map<string, number>();
+    this.sides.forEach((side, k) => {
+      for (const [n, t] of own.tensors) tensors.set(`${side}.${n}`, member(t, k));
+      for (const [n, c] of own.steps) steps.set(`${side}.${n}`, c);
+    });
+    return { tensors, steps };
+  }
+
+  /** Step counts of optimizerState() without copying any tensor. */
+  optimizerSteps(): Map<string, number> {
+    const out = new Map<string, number>();
+    for (const side of this.sides) for (const [n, c] of this.optimizer.stateDict().steps) out.set(`${side}.${n}`, c);
+    return out;
+  }
+
+  /** Restores optimizerState()'s form: the members' slots are stacked back; their step counts must agree. */
+  loadOptimizerState(state: { tensors: ReadonlyMap<string, Tensor>; steps: ReadonlyMap<string, number> }, prefix = ''): void {
+    const bySide = this.splitBySide(state.tensors, `${prefix}*`);
+    const stepsBySide = this.splitBySide(state.steps, 'critic optimizer step counts');
+    const tensors = new Map<string, Tensor>();
+    const params = new Map(this.namedParameters());
+    try {
+      for (const [key, first] of bySide[0]) {
+        const param = params.get(key.slice(0, key.lastIndexOf('.')));
+        const stacked = zeros([this.sides.length, ...first.shape], { backend: param?.backend ?? first.backend, dtype: first.dtype });
+        tensors.set(key, stacked);
+        this.sides.forEach((side, k) => {
+          const part = bySide[k].get(key);
+          if (!part) throw new Error(`missing tensor ${prefix}${side}.${key}`);
+          setMember(stacked, k, part);
+        });
+      }
+      const steps = new Map(stepsBySide[0]);
+      this.sides.forEach((side, k) => {
+        for (const [n, c] of stepsBySide[k]) if (steps.get(n) !== c) throw new Error(`critic optimizer step count of ${side}.${n} (${c}) differs from chosen.${n}'s (${steps.get(n)})`);
+      });
+      this.optimizer.loadStateDict({ tensors, steps });
+    } finally {
+      for (const t of tensors.values()) t.dispose();
+    }
+  }
+
+  /** Entries named `<side>.<name>` → one map per member, by name; other names are errors (naming `what`). */
+  private splitBySide<V>(state: ReadonlyMap<string, V>, what: string): Map<string, V>[] {
+    const out = this.sides.map(() => new Map<string, V>());
+    for (const [key, v] of state) {
+      const dot = key.indexOf('.');
+      const k = this.sides.indexOf(key.slice(0, dot));
+      if (dot < 0 || k < 0) throw new Error(`${what}: unexpected name '${key}' (expected ${this.sides.map((side) => `${side}.*`).join(' or ')})`);
+      out[k].set(key.slice(dot + 1), v);
+    }
     return out;
   }
 
@@ -142,42 +236,53 @@ export class GanpoRegularizer {
   /**
    * Critic losses on detached policy states and reference states (critics in training mode), and
    * the running-mean update (GANPO.md §6: from these training-mode scores). The caller backprops
-   * `losses.chosen + losses.rejected` (scaled for accumulation) into the critics.
+   * the sum of the two losses (scaled for accumulation) into the critics.
    * States are [2B, T, d] with chosen rows first; mask is [2B, T] for pooled modes.
    */
   criticLoss(policyHidden: Tensor, refHidden: Tensor, mask: Tensor | undefined): CriticStepResult {
     const B = policyHidden.shape[0] / 2;
+    const [, T, d] = policyHidden.shape;
     const pol = detach(policyHidden);
-    const half = (t: Tensor, i: 0 | 1): Tensor => slice(t, 0, i * B, (i + 1) * B);
-    const mk = (i: 0 | 1): Tensor | undefined => (mask ? half(mask, i) : undefined);
-    this.chosenCritic.train();
-    this.rejectedCritic.train();
-    let scores: CriticScores;
-    if (this.config.batchCriticCalls) {
-      // One forward per critic over [policy; ref-chosen; ref-rejected] stacked on the batch axis.
-      const three = (critic: Critic, first: Tensor, firstMask: Tensor | undefined): Tensor[] => {
-        // refHidden is already [ref-chosen; ref-rejected]: no need to slice it and join the halves.
-        const x = concat([first, refHidden], 0);
-        const m = mask ? concat([firstMask!, mask], 0) : undefined;
-        const s = critic.forward(x, m);
-        return [0, 1, 2].map((i) => slice(s, 0, i * B, (i + 1) * B));
-      };
-      const [a, b, c] = three(this.chosenCritic, half(pol, 0), mk(0));
-      const [a2, b2, c2] = three(this.rejectedCritic, half(pol, 1), mk(1));
-      scores = { a, b, c, a2, b2, c2 };
+    this.critics.train();
+    // Rows [from, to) of a [2B, ...] tensor, counted in halves.
+    const rows = (t: Tensor, from: number, to: number): Tensor => slice(t, 0, from * B, to * B);
+    // Member k of the pair sees x[k] (and mask[k]): [members, N, T, d] and [members, N, T].
+    const call = (x: Tensor, m: Tensor | undefined, members: number, bases?: number[]): Tensor => {
+      const N = x.shape[0] / members;
+      return this.critics.forward(reshape(x, [members, N, T, d]), m && reshape(m, [members, N, T]), { dropoutBases: bases });
+    };
+    // [n, ...] → [2, n, ...]: both critics see all of it.
+    const twice = (t: Tensor): Tensor => broadcastTo(reshape(t, [1, ...t.shape]), [2, ...t.shape]);
+    let scores: Tensor; // [critic, input, B]: input 0 the critic's own policy half, 1 ref-chosen, 2 ref-rejected
+    if (this.config.sharedCritic) {
+      // One critic plays Dc, then Dr, on the same calls two critics would get.
+      const roles = [0, 1].map((i) => {
+        const own = rows(pol, i, i + 1);
+        const ownMask = mask && rows(mask, i, i + 1);
+        if (this.config.batchCriticCalls) return call(concat([own, refHidden], 0), mask && concat([ownMask!, mask], 0), 1);
+        const inputs: [Tensor, Tensor | undefined][] = [[own, ownMask], [rows(refHidden, 0, 1), mask && rows(mask, 0, 1)], [rows(refHidden, 1, 2), mask && rows(mask, 1, 2)]];
+        return concat(inputs.map(([x, m]) => call(x, m, 1)), 1);
+      });
+      scores = concat(roles, 0);
+    } else if (this.config.batchCriticCalls) {
+      // One forward of both critics, each over [its policy half; ref-chosen; ref-rejected].
+      const x = concat([reshape(pol, [2, B, T, d]), twice(refHidden)], 1);
+      const m = mask && concat([reshape(mask, [2, B, T]), twice(mask)], 1);
+      scores = call(reshape(x, [6 * B, T, d]), m && reshape(m, [6 * B, T]), 2);
     } else {
-      scores = {
-        a: this.chosenCritic.forward(half(pol, 0), mk(0)),
-        b: this.chosenCritic.forward(half(refHidden, 0), mk(0)),
-        c: this.chosenCritic.forward(half(refHidden, 1), mk(1)),
-        a2: this.rejectedCritic.forward(half(pol, 1), mk(1)),
-        b2: this.rejectedCritic.forward(half(refHidden, 0), mk(0)),
-        c2: this.rejectedCritic.forward(half(refHidden, 1), mk(1)),
-      };
+      // The reference's three calls per critic (three power iterations each), with the dropout
+      // draws laid out as three calls of Dc and then three of Dr would take them.
+      const per = this.critics.dropoutDraws(B, T);
+      const base = per > 0 ? this.dropout.next(6 * per) : 0;
+      // Call j: each critic's own policy half (j = 0), then ref-chosen, then ref-rejected for both.
+      const inputs: [Tensor, Tensor | undefined][] = [[pol, mask], ...[0, 1].map((i): [Tensor, Tensor | undefined] => [
+        twice(rows(refHidden, i, i + 1)), mask && twice(rows(mask, i, i + 1)),
+      ])];
+      scores = concat(inputs.map(([x, m], j) => reshape(call(reshape(x, [2 * B, T, d]), m && reshape(m, [2 * B, T]), 2, [base + j * per, base + (3 + j) * per]), [2, 1, B])), 1);
     }
-    this.means.update(scores);
-    const losses = criticLosses(scores, this.means.parts(), this.config.contrastive);
-    return { losses, accuracy: criticAccuracy(scores), scores };
+    const s = reshape(scores, [2, 3, B]);
+    this.means.update(s);
+    return { losses: criticLosses(s, this.means.current(), this.config.contrastive), accuracy: criticAccuracy(s), scores: s };
   }
 
   /**
@@ -201,16 +306,16 @@ export class GanpoRegularizer {
   /** L_adv with critics frozen and in eval mode; gradients flow through them into the policy states. */
   generatorLoss(policyHidden: Tensor, mask: Tensor | undefined): Tensor {
     const B = policyHidden.shape[0] / 2;
-    const half = (t: Tensor, i: 0 | 1): Tensor => slice(t, 0, i * B, (i + 1) * B);
-    this.chosenCritic.eval().freeze();
-    this.rejectedCritic.eval().freeze();
+    const [, T, d] = policyHidden.shape;
+    const K = this.critics.count;
+    this.critics.eval().freeze();
     try {
-      const a = this.chosenCritic.forward(half(policyHidden, 0), mask ? half(mask, 0) : undefined);
-      const a2 = this.rejectedCritic.forward(half(policyHidden, 1), mask ? half(mask, 1) : undefined);
-      return generatorLoss(a, a2, this.means.parts());
+      // [policy-chosen; policy-rejected] is already Dc's and Dr's input side by side (a shared
+      // critic scores all 2B rows as its one member: eval mode, so rows do not interact).
+      const s = this.critics.forward(reshape(policyHidden, [K, (2 * B) / K, T, d]), mask && reshape(mask, [K, (2 * B) / K, T]));
+      return generatorLoss(reshape(s, [2, B]), this.means.current());
     } finally {
-      this.chosenCritic.unfreeze();
-      this.rejectedCritic.unfreeze();
+      this.critics.unfreeze();
     }
   }
 
@@ -221,8 +326,7 @@ export class GanpoRegularizer {
 
   dispose(): void {
     this.optimizer.dispose();
-    this.chosenCritic.dispose();
-    if (!this.config.sharedCritic) this.rejectedCritic.dispose();
+    this.critics.dispose();
     this.means.dispose();
   }
 }

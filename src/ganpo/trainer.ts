@@ -203,7 +203,7 @@ export class PreferenceTrainer {
         tidy(() => {
           const f = this.forward(batch, true, idx);
           const cr = reg.criticLoss(f.out.hidden!, f.ref!.hidden!, this.poolMask(f.t));
-          backward(add(cr.losses.chosen, cr.losses.rejected));
+          backward(sum(cr.losses));
         });
       }
       const check = tidy(() => stackFlat([gradNorm(reg.namedParameters().map(([, p]) => p)), criticVec]));
@@ -240,8 +240,8 @@ export class PreferenceTrainer {
         if (reg) {
           const mask = this.poolMask(f.t);
           const cr = reg.criticLoss(f.out.hidden!, f.ref!.hidden!, mask);
-          backward(mul(add(cr.losses.chosen, cr.losses.rejected), 1 / accum));
-          const criticVec = noGrad(() => stack([cr.losses.chosen, cr.losses.rejected, cr.accuracy]));
+          backward(mul(sum(cr.losses), 1 / accum));
+          const criticVec = noGrad(() => stackFlat([cr.losses, cr.accuracy]));
           if (micro === accum - 1) ({ skipped: criticSkipped, gate: criticGate } = await this.criticUpdates(reg, criticVec, batch, idx, reg.updatesAt(this.step)));
           criticSums = accumulate(criticSums, criticVec);
           const adv = reg.generatorLoss(f.out.hidden!, mask);
@@ -337,14 +337,18 @@ export class PreferenceTrainer {
     return Object.fromEntries(names.map((n, i) => [n, totals[i] / pairs.length]));
   }
 
-  /** Everything needed to resume exactly: tensors by name and JSON metadata. */
+  /**
+   * Everything needed to resume exactly: tensors by name and JSON metadata. The critic entries
+   * (`critic.chosen.*`, `optim.critic.rejected.*`, ...) are copies of the stacked critics' halves:
+   * call this inside a scope (tidy, openScope) that frees them.
+   */
   stateTensors(): Map<string, Tensor> {
     const out = new Map<string, Tensor>();
     for (const [n, t] of this.policy.stateDict()) out.set(`policy.${n}`, t);
     for (const [n, t] of this.optimizer.stateDict().tensors) out.set(`optim.policy.${n}`, t);
     if (this.regularizer) {
       for (const [n, t] of this.regularizer.stateDict()) out.set(`critic.${n}`, t);
-      for (const [n, t] of this.regularizer.optimizer.stateDict().tensors) out.set(`optim.critic.${n}`, t);
+      for (const [n, t] of this.regularizer.optimizerState().tensors) out.set(`optim.critic.${n}`, t);
     }
     return out;
   }
@@ -358,7 +362,7 @@ export class PreferenceTrainer {
       skippedCriticSteps: this.skippedCriticSteps,
       consecutiveBad: this.consecutiveBad,
       policySteps: [...this.optimizer.stateDict().steps],
-      criticSteps: reg ? [...reg.optimizer.stateDict().steps] : null,
+      criticSteps: reg ? [...reg.optimizerSteps()] : null,
       criticStepCount: reg?.criticSteps ?? 0,
       runningMeans: reg ? await reg.means.toArray() : null,
       criticDropout: reg?.dropout.state() ?? null,
@@ -369,7 +373,12 @@ export class PreferenceTrainer {
 
   /** Writes an atomic checkpoint (one safetensors file) with extra caller metadata (model config, tokenizer). */
   async save(path: string, extra: Record<string, unknown> = {}): Promise<void> {
-    await saveCheckpoint(path, this.stateTensors(), { trainer: await this.stateMetadata(), ...extra });
+    const scope = openScope();
+    try {
+      await saveCheckpoint(path, this.stateTensors(), { trainer: await this.stateMetadata(), ...extra });
+    } finally {
+      closeScope(scope);
+    }
   }
 
   /** Restores a checkpoint written by save(); the trainer must have been built with the same config. */
@@ -400,8 +409,22 @@ export class PreferenceTrainer {
     optTensors(this.optimizer, 'optim.policy.', meta.policySteps);
     if (this.regularizer) {
       const reg = this.regularizer;
-      load('critic.', reg.stateDict());
-      optTensors(reg.optimizer, 'optim.critic.', meta.criticSteps ?? []);
+      // The critics are stacked: their per-critic checkpoint tensors are loaded through the regularizer.
+      const like = reg.namedParameters()[0][1];
+      const fromFile = (prefix: string): Map<string, Tensor> => {
+        const out = new Map<string, Tensor>();
+        for (const [n, a] of withPrefix(ckpt.arrays, prefix)) out.set(n, arrayToTensor(a, prefix + n, ckpt.file, { backend: like.backend, dtype: like.dtype }));
+        return out;
+      };
+      const scope = openScope();
+      try {
+        reg.loadStateDict(fromFile('critic.'), 'critic.');
+        reg.loadOptimizerState({ tensors: fromFile('optim.critic.'), steps: new Map(meta.criticSteps ?? []) }, 'optim.critic.');
+      } catch (e) {
+        throw new Error(`${ckpt.file}: ${(e as Error).message}`);
+      } finally {
+        closeScope(scope);
+      }
       reg.criticSteps = meta.criticStepCount;
       reg.means.load(meta.runningMeans, this.params[0]);
       if (meta.criticDropout) reg.dropout.seek(meta.criticDropout.offset);

@@ -6,6 +6,7 @@ import { cast } from '../tensor/ops/convert.js';
 import { full } from '../tensor/ops/creation.js';
 import { clone, concat, permute, reshape, slice } from '../tensor/ops/movement.js';
 import { attention } from '../tensor/ops/nn.js';
+import { packedSelfAttention } from '../tensor/ops/packedAttention.js';
 import { keep, tidy } from '../tensor/scope.js';
 import { fmtShape, ShapeError } from '../tensor/shape.js';
 import type { Tensor } from '../tensor/tensor.js';
@@ -140,8 +141,10 @@ export class MultiHeadSelfAttention extends Module {
   forward(x: Tensor, call: SelfAttentionCall = {}): Tensor {
     if (x.rank !== 3 || x.shape[2] !== this.dModel) throw new ShapeError('MultiHeadSelfAttention', `input ${fmtShape(x.shape)} must be [B, T, ${this.dModel}]`);
     const qkv = this.c_attn ? this.c_attn.forward(x) : linear(x, this.in_proj_weight!, this.in_proj_bias!, 'torch');
+    // Without a cache the heads never need to exist as separate tensors.
+    if (!call.cache) return this.proj.forward(packedSelfAttention(qkv, this.nHeads, { causal: this.opts.causal, keyMask: call.keyMask }));
     let [q, k, v] = splitHeads(qkv, this.nHeads);
-    if (call.cache) ({ k, v } = call.cache.append(call.layer ?? 0, k, v));
+    ({ k, v } = call.cache.append(call.layer ?? 0, k, v));
     const y = attention(q, k, v, { causal: this.opts.causal, keyMask: call.keyMask });
     return this.proj.forward(mergeHeads(y));
   }

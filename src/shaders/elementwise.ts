@@ -189,6 +189,8 @@ function binaryExpr(op: BinaryOp, dtype: GpuDType): [string, string[]] {
     case 'le': return cmp('a <= b');
     case 'gt': return cmp('a > b');
     case 'ge': return cmp('a >= b');
+    case 'geluBackward': return ['b * (0.5 * (1.0 + erf(a * 0.7071067811865476)) + a * exp(-0.5 * a * a) * 0.3989422804014327)', ['erf']];
+    case 'geluTanhBackward': return ['b * geluTanhGrad(a)', ['tanh', 'geluTanhGrad']];
   }
 }
 

@@ -8,13 +8,16 @@
 //
 // Dispatch geometry, by RowForm (rows.ts): forward and dx, one 64-invocation workgroup per row
 // ('workgroup', rowGrid) or one invocation per row ('invocation', 64 rows per workgroup);
-// dgamma/dbeta, one invocation per column (grid1d over cols, 64 per workgroup).
+// dgamma/dbeta, one invocation per (group, column) (grid1d over groups·cols, 64 per workgroup).
+//
+// Grouped affine: gamma and beta may hold one row of cols values per group of consecutive rows
+// (groupRows rows each), so stacked models (src/nn/stacked.ts) normalize all members in one pass.
 
 import { flatIndexWGSL, grid1d, packUniforms, type Launch } from './kernel.js';
 import { ROW_INDEX_WGSL, ROW_REDUCE_WGSL, ROW_PER_INVOCATION_MAIN_WGSL, rowFormGrid, type RowForm } from './rows.js';
 
 const FORWARD_BINDINGS = /* wgsl */ `
-struct Uniforms { rows: u32, cols: u32, eps: f32, pad: u32 }
+struct Uniforms { rows: u32, cols: u32, eps: f32, groupRows: u32 }
 @group(0) @binding(0) var<uniform> u: Uniforms;
 @group(0) @binding(1) var<storage, read> x: array<f32>;
 @group(0) @binding(2) var<storage, read> gamma: array<f32>;
@@ -70,6 +73,7 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec
   let row = ${ROW_INDEX_WGSL};
   if (row >= u.rows) { return; } // uniform across the workgroup
   let base = row * u.cols;
+  let gbase = (row / u.groupRows) * u.cols;
   let pivot = x[base];
   var s = vec3<f32>(0.0);
   // Four loads in flight per lane (a GPU's loop is otherwise bound by one load's latency at a
@@ -86,7 +90,7 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec
   let mu = s.y; // the mean of x - pivot
   let rs = 1.0 / sqrt(s.z / f32(u.cols) + u.eps);
   for (c = lid; c < u.cols; c = c + WG) {
-    y[base + c] = ((x[base + c] - pivot) - mu) * rs * gamma[c] + beta[c];
+    y[base + c] = ((x[base + c] - pivot) - mu) * rs * gamma[gbase + c] + beta[gbase + c];
   }
   if (lid == 0u) {
     mean[row] = pivot + mu;
@@ -99,6 +103,7 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec
 // the running triple (one division per chunk), then single values for the tail.
 const FORWARD_ROW_WGSL = /* wgsl */ `${FORWARD_BINDINGS}
 ${ROW_PER_INVOCATION_MAIN_WGSL}
+  let gbase = (row / u.groupRows) * u.cols;
   let pivot = x[base];
   var s = vec3<f32>(0.0);
   var c = 0u;
@@ -111,14 +116,14 @@ ${ROW_PER_INVOCATION_MAIN_WGSL}
   for (; c < u.cols; c = c + 1u) { s = welfordAdd(s, x[base + c] - pivot); }
   let mu = s.y; // the mean of x - pivot
   let rs = 1.0 / sqrt(s.z / f32(u.cols) + u.eps);
-  for (c = 0u; c < u.cols; c = c + 1u) { y[base + c] = ((x[base + c] - pivot) - mu) * rs * gamma[c] + beta[c]; }
+  for (c = 0u; c < u.cols; c = c + 1u) { y[base + c] = ((x[base + c] - pivot) - mu) * rs * gamma[gbase + c] + beta[gbase + c]; }
   mean[row] = pivot + mu;
   rstd[row] = rs;
 }
 `;
 
 const DX_BINDINGS = /* wgsl */ `
-struct Uniforms { rows: u32, cols: u32, pad0: u32, pad1: u32 }
+struct Uniforms { rows: u32, cols: u32, groupRows: u32, pad1: u32 }
 @group(0) @binding(0) var<uniform> u: Uniforms;
 @group(0) @binding(1) var<storage, read> dy: array<f32>;
 @group(0) @binding(2) var<storage, read> x: array<f32>;
@@ -139,16 +144,17 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec
   let base = row * u.cols;
   let mu = mean[row];
   let rs = rstd[row];
+  let gbase = (row / u.groupRows) * u.cols;
   var sums = vec2<f32>(0.0);
   for (var c = lid; c < u.cols; c = c + WG) {
-    let g = dy[base + c] * gamma[c];
+    let g = dy[base + c] * gamma[gbase + c];
     sums = sums + vec2<f32>(g, g * (x[base + c] - mu) * rs);
   }
   sums = workgroupSum2(sums, lid);
   let n = f32(u.cols);
   for (var c = lid; c < u.cols; c = c + WG) {
     let xhat = (x[base + c] - mu) * rs;
-    dx[base + c] = rs / n * (n * dy[base + c] * gamma[c] - sums.x - xhat * sums.y);
+    dx[base + c] = rs / n * (n * dy[base + c] * gamma[gbase + c] - sums.x - xhat * sums.y);
   }
 }
 `;
@@ -157,15 +163,16 @@ const DX_ROW_WGSL = /* wgsl */ `${DX_BINDINGS}
 ${ROW_PER_INVOCATION_MAIN_WGSL}
   let mu = mean[row];
   let rs = rstd[row];
+  let gbase = (row / u.groupRows) * u.cols;
   var sums = vec2<f32>(0.0);
   for (var c = 0u; c < u.cols; c = c + 1u) {
-    let g = dy[base + c] * gamma[c];
+    let g = dy[base + c] * gamma[gbase + c];
     sums = sums + vec2<f32>(g, g * (x[base + c] - mu) * rs);
   }
   let n = f32(u.cols);
   for (var c = 0u; c < u.cols; c = c + 1u) {
     let xhat = (x[base + c] - mu) * rs;
-    dx[base + c] = rs / n * (n * dy[base + c] * gamma[c] - sums.x - xhat * sums.y);
+    dx[base + c] = rs / n * (n * dy[base + c] * gamma[gbase + c] - sums.x - xhat * sums.y);
   }
 }
 `;
@@ -173,7 +180,7 @@ ${ROW_PER_INVOCATION_MAIN_WGSL}
 const PARAM_GRAD_WORKGROUP = 64;
 
 const PARAM_GRAD_WGSL = /* wgsl */ `
-struct Uniforms { rows: u32, cols: u32, pad0: u32, pad1: u32 }
+struct Uniforms { rows: u32, cols: u32, groupRows: u32, pad1: u32 }
 @group(0) @binding(0) var<uniform> u: Uniforms;
 @group(0) @binding(1) var<storage, read> dy: array<f32>;
 @group(0) @binding(2) var<storage, read> x: array<f32>;
@@ -184,42 +191,54 @@ struct Uniforms { rows: u32, cols: u32, pad0: u32, pad1: u32 }
 
 ${flatIndexWGSL(PARAM_GRAD_WORKGROUP)}
 
-// One column per invocation, summing down the rows: neighbouring invocations read neighbouring
-// words of each row. O(rows) serial work per column; fine while rows is a batch of tokens.
+// One (group, column) per invocation, summing down the group's rows: neighbouring invocations read
+// neighbouring words of each row. O(rows) serial work per column; fine while rows is a batch of tokens.
 @compute @workgroup_size(${PARAM_GRAD_WORKGROUP})
 fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>,
         @builtin(local_invocation_index) lid: u32) {
-  let c = flatIndex(wid, nwg, lid);
-  if (c >= u.cols) { return; }
+  let i = flatIndex(wid, nwg, lid);
+  if (i >= (u.rows / u.groupRows) * u.cols) { return; }
+  let c = i % u.cols;
+  let first = (i / u.cols) * u.groupRows;
   var dg = 0.0;
   var db = 0.0;
-  for (var r = 0u; r < u.rows; r = r + 1u) {
+  for (var r = first; r < first + u.groupRows; r = r + 1u) {
     let g = dy[r * u.cols + c];
     dg = dg + g * (x[r * u.cols + c] - mean[r]) * rstd[r];
     db = db + g;
   }
-  dgamma[c] = dg;
-  dbeta[c] = db;
+  dgamma[i] = dg;
+  dbeta[i] = db;
 }
 `;
 
-/** Storage [x, gamma, beta: read; y, mean, rstd: read_write]; mean and rstd are per row. */
-export function layerNormLaunch(rows: number, cols: number, eps: number, form: RowForm = 'workgroup'): Launch {
+/** rows per affine group; groups must divide rows (and rows 0 is one empty group). */
+function groupRows(rows: number, groups: number): number {
+  if (!(Number.isInteger(groups) && groups >= 1 && rows % groups === 0)) throw new RangeError(`layerNorm: ${groups} affine groups do not divide ${rows} rows`);
+  return Math.max(1, rows / groups);
+}
+
+/**
+ * Storage [x, gamma, beta: read; y, mean, rstd: read_write]; mean and rstd are per row; gamma and
+ * beta hold groups × cols values, group g applying to rows [g·rows/groups, (g+1)·rows/groups).
+ */
+export function layerNormLaunch(rows: number, cols: number, eps: number, form: RowForm = 'workgroup', groups = 1): Launch {
   const row = form === 'invocation';
   return {
     kernel: { name: row ? 'layerNorm[row]' : 'layerNorm', code: row ? FORWARD_ROW_WGSL : FORWARD_WGSL, storage: ['read', 'read', 'read', 'read_write', 'read_write', 'read_write'] },
-    uniforms: packUniforms([['u32', rows], ['u32', cols], ['f32', eps], ['u32', 0]]),
+    uniforms: packUniforms([['u32', rows], ['u32', cols], ['f32', eps], ['u32', groupRows(rows, groups)]]),
     workgroups: rowFormGrid(rows, form),
   };
 }
 
 /**
  * Two launches, independent of each other: dx with storage [dy, x, gamma, mean, rstd: read;
- * dx: read_write], and dgamma/dbeta with storage [dy, x, mean, rstd: read; dgamma, dbeta: read_write].
+ * dx: read_write], and dgamma/dbeta (groups × cols each) with storage [dy, x, mean, rstd: read;
+ * dgamma, dbeta: read_write].
  */
-export function layerNormBackwardLaunches(rows: number, cols: number, form: RowForm = 'workgroup'): { dx: Launch; params: Launch } {
+export function layerNormBackwardLaunches(rows: number, cols: number, form: RowForm = 'workgroup', groups = 1): { dx: Launch; params: Launch } {
   const row = form === 'invocation';
-  const uniforms = packUniforms([['u32', rows], ['u32', cols], ['u32', 0], ['u32', 0]]);
+  const uniforms = packUniforms([['u32', rows], ['u32', cols], ['u32', groupRows(rows, groups)], ['u32', 0]]);
   return {
     dx: {
       kernel: { name: row ? 'layerNormBackward[dx,row]' : 'layerNormBackward[dx]', code: row ? DX_ROW_WGSL : DX_WGSL, storage: ['read', 'read', 'read', 'read', 'read', 'read_write'] },
@@ -229,7 +248,7 @@ export function layerNormBackwardLaunches(rows: number, cols: number, form: RowF
     params: {
       kernel: { name: 'layerNormBackward[dgamma,dbeta]', code: PARAM_GRAD_WGSL, storage: ['read', 'read', 'read', 'read', 'read_write', 'read_write'] },
       uniforms,
-      workgroups: grid1d(cols, PARAM_GRAD_WORKGROUP),
+      workgroups: grid1d(groups * cols, PARAM_GRAD_WORKGROUP),
     },
   };
 }

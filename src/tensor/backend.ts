@@ -26,7 +26,9 @@ export type UnaryOp =
 export type BinaryOp =
   | 'add' | 'sub' | 'mul' | 'div' | 'maximum' | 'minimum' | 'pow'
   // comparisons give 1 or 0 in the output dtype
-  | 'eq' | 'ne' | 'lt' | 'le' | 'gt' | 'ge';
+  | 'eq' | 'ne' | 'lt' | 'le' | 'gt' | 'ge'
+  // gelu's backward in one pass: b · gelu'(a) (a the input, b the output gradient), erf or tanh form
+  | 'geluBackward' | 'geluTanhBackward';
 
 export type ReduceOp = 'sum' | 'max' | 'min';
 
@@ -128,10 +130,18 @@ export interface Backend {
   softmax(x: Storage, rows: number, cols: number, log: boolean): Storage;
   /** Given y = (log)softmax(x) and dy, returns dx. */
   softmaxBackward(y: Storage, dy: Storage, rows: number, cols: number, log: boolean): Storage;
-  layerNorm(x: Storage, gamma: Storage, beta: Storage, rows: number, cols: number, eps: number):
+  /**
+   * groups (default 1) splits the rows into that many equal runs of consecutive rows, run g scaled
+   * by gamma[g] and shifted by beta[g] (gamma, beta [groups, cols]): stacked models in one pass.
+   */
+  layerNorm(x: Storage, gamma: Storage, beta: Storage, rows: number, cols: number, eps: number, groups?: number):
     { y: Storage; mean: Storage; rstd: Storage };
-  layerNormBackward(dy: Storage, x: Storage, gamma: Storage, mean: Storage, rstd: Storage, rows: number, cols: number):
-    { dx: Storage; dgamma: Storage; dbeta: Storage };
+  /**
+   * dgamma and dbeta are [groups, cols], each group's sums over its own rows; with paramGrads
+   * false (frozen gamma and beta) they are not computed and come back null.
+   */
+  layerNormBackward(dy: Storage, x: Storage, gamma: Storage, mean: Storage, rstd: Storage, rows: number, cols: number, groups?: number, paramGrads?: boolean):
+    { dx: Storage; dgamma: Storage | null; dbeta: Storage | null };
   /**
    * logp[r] = logits[r, t[r]] − logsumexp(logits[r, :]) for t[r] >= 0, and 0 where t[r] < 0 (ignored).
    * Also returns the row log-sum-exp for the backward.
@@ -160,15 +170,28 @@ export interface Backend {
   /**
    * A dropout mask from the same stream as random('uniform', ...): element i is 1/(1 − p) where
    * its uniform draw is below 1 − p, else 0, both constants rounded to the dtype (the values of
-   * (uniform < 1 − p) · (1/(1 − p)) computed with the elementwise ops).
+   * (uniform < 1 − p) · (1/(1 − p)) computed with the elementwise ops). With several offsets (at
+   * most 4) the mask is that many equal slabs, element j of slab s drawn at offsets[s] + j.
    */
-  dropoutMask(dtype: DType, size: number, key: readonly [number, number], offset: number, p: number): Storage;
+  dropoutMask(dtype: DType, size: number, key: readonly [number, number], offset: number | readonly number[], p: number): Storage;
+  /** y = x · mask with mask = dropoutMask(x.dtype, x.size, key, offset, p), both returned, in one pass (y bit-identical to that product). */
+  dropoutApply(x: Storage, key: readonly [number, number], offset: number | readonly number[], p: number): { y: Storage; mask: Storage };
 
   /**
    * One power iteration of spectral normalization in place, for w [rows, cols] row-major:
-   * v ← Wᵀu / max(‖Wᵀu‖, eps), then u ← W v / max(‖W v‖, eps) (u [rows], v [cols]).
+   * v ← Wᵀu / max(‖Wᵀu‖, eps), then u ← W v / max(‖W v‖, eps) (u [rows], v [cols]). With batch
+   * > 1, w, u and v hold that many independent problems back to back ([batch, rows, cols] etc.).
    */
-  powerIteration(w: Storage, u: Storage, v: Storage, rows: number, cols: number, eps: number): void;
+  powerIteration(w: Storage, u: Storage, v: Storage, rows: number, cols: number, eps: number, batch?: number): void;
+  /**
+   * Spectral normalization of batch matrices w [batch, rows, cols]: when iterate, powerIteration
+   * first (u, v updated in place); then σ = uᵀ W v and wn = W/σ. Also returns sigma [batch] and uv
+   * [batch, rows + cols], the u and v σ was computed with (constants of the backward).
+   */
+  spectralNormalize(w: Storage, u: Storage, v: Storage, rows: number, cols: number, eps: number, batch: number, iterate: boolean):
+    { wn: Storage; sigma: Storage; uv: Storage };
+  /** The gradient of W/σ (σ = uᵀ W v, u and v constant): dW = (g − (Σ g∘W / σ) · u vᵀ) / σ per matrix. */
+  spectralNormalizeBackward(g: Storage, w: Storage, uv: Storage, sigma: Storage, rows: number, cols: number, batch: number): Storage;
 
   /** One AdamW step in place on param, m, v (decoupled weight decay, bias-corrected). */
   adamw(param: Storage, grad: Storage, m: Storage, v: Storage, p: AdamWParams): void;

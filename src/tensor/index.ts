@@ -23,5 +23,7 @@ export * from './ops/movement.js';
 export * from './ops/matmul.js';
 export * from './ops/indexing.js';
 export * from './ops/nn.js';
+export * from './ops/packedAttention.js';
+export * from './ops/spectral.js';
 export * from './ops/convert.js';
 export { Generator } from './random/philox.js';

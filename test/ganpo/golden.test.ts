@@ -10,7 +10,7 @@ import { defaultBaseLoss } from '../../src/ganpo/losses.js';
 import { defaultGanpo } from '../../src/ganpo/regularizer.js';
 import { defaultTrainConfig, PreferenceTrainer, type TrainConfig } from '../../src/ganpo/trainer.js';
 import { BatchSampler, type TokenizedPair } from '../../src/ganpo/data.js';
-import { cpu, type Tensor } from '../../src/index.js';
+import { closeScope, cpu, openScope, type Tensor } from '../../src/index.js';
 
 const fixtureDir = fileURLToPath(new URL('../../scripts/golden/fixtures/', import.meta.url));
 
@@ -112,10 +112,10 @@ describe('one GANPO step agrees with the PyTorch golden values', () => {
     const initialCritic = prefixed(arrays, 'critic.');
     // PyTorch names (weight_orig/weight_u/weight_v, in_proj_weight, pos_embedding, ...) are meant to be ours.
     expect([...reg.stateDict().keys()].sort()).toEqual([...initialCritic.keys()].sort());
-    for (const [side, critic] of [['chosen', reg.chosenCritic], ['rejected', reg.rejectedCritic]] as const) {
-      critic.loadStateDict(prefixed(arrays, `critic.${side}.`));
-    }
+    reg.loadStateDict(initialCritic);
 
+    // stateTensors() copies the critics' halves out of their stacked storage: free them with the test.
+    const scope = openScope();
     const before = new Map<string, Float32Array>();
     for (const [n, t] of trainer.stateTensors()) if (!n.startsWith('optim.')) before.set(n, Float32Array.from(await t.data()));
 
@@ -175,6 +175,7 @@ describe('one GANPO step agrees with the PyTorch golden values', () => {
     expect(gradMismatches).toEqual([]);
     // GOLDEN_REPORT=1 prints the errors reached (for the tolerances quoted in scripts/golden/README.md).
     if (process.env.GOLDEN_REPORT) console.log(JSON.stringify({ scalars: scalarReport.map((r) => [r.k, r.err, r.err / Math.abs(r.want)]), worstUpdateRatio: [worstName, worst], worstGradAbs: worstGrad }));
+    closeScope(scope);
     trainer.dispose();
   });
 });

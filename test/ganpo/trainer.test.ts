@@ -114,10 +114,10 @@ describe('preference training end to end (CPU backend)', () => {
     const ok = await trainer.trainStep(); // a normal step: the critics update
     expect(ok['ganpo/critic_skipped']).toBe(0);
     expect(reg.criticSteps).toBe(1);
-    const b = reg.chosenCritic.getTensor('head.2.bias');
+    const b = reg.critics.getTensor('head.2.bias'); // [critic, 1]
     const bad = b.dataSync();
-    bad[0] = NaN;
-    reg.chosenCritic.assign('head.2.bias', cpuTensor(bad, b.shape));
+    bad[0] = NaN; // Dc's
+    reg.critics.assign('head.2.bias', cpuTensor(bad, b.shape));
     const critics = () => reg.namedParameters().map(([n, p]) => [n, [...p.dataSync()]] as const);
     const before = critics();
     const stepsBefore = new Map(reg.optimizer.stateDict().steps);

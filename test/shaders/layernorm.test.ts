@@ -1,5 +1,6 @@
 // layerNorm kernels agree with the CPU backend: y, mean and rstd forward; dx, dgamma and dbeta
-// backward, over random [rows, cols] including 1 x 1, cols = 4099 and rows past 65535.
+// backward, over random [rows, cols] including 1 x 1, cols = 4099 and rows past 65535, with one
+// affine (gamma, beta) or one per group of rows (a stack of models).
 
 import fc from 'fast-check';
 import { afterAll, describe, it } from 'vitest';
@@ -12,7 +13,7 @@ const h = await openHarness('layerNorm WGSL tests');
 afterAll(() => h?.destroy());
 const cpu = new CpuBackend();
 
-interface Case { rows: number; cols: number; seed: number; offset: number; form: RowForm }
+interface Case { rows: number; cols: number; seed: number; offset: number; form: RowForm; groups?: number }
 
 const caseArb: fc.Arbitrary<Case> = fc.record({
   rows: fc.oneof(fc.constant(1), fc.integer({ min: 1, max: 9 })),
@@ -21,18 +22,20 @@ const caseArb: fc.Arbitrary<Case> = fc.record({
   // A shared offset in each row tests that the Welford variance does not cancel.
   offset: fc.constantFrom(0, 3, 100),
   form: fc.constantFrom<RowForm>('workgroup', 'invocation'),
-});
+  groups: fc.constantFrom(1, 2, 3),
+}).map((c) => ({ ...c, rows: c.rows * c.groups }));
 
 async function check(c: Case): Promise<void> {
   const { rows, cols } = c;
+  const groups = c.groups ?? 1;
   const x = seededFloats(rows * cols, c.seed, 2).map((v) => v + c.offset);
-  const gamma = seededFloats(cols, c.seed + 1, 1.5);
-  const beta = seededFloats(cols, c.seed + 2);
+  const gamma = seededFloats(groups * cols, c.seed + 1, 1.5);
+  const beta = seededFloats(groups * cols, c.seed + 2);
   const dy = seededFloats(rows * cols, c.seed + 3);
   const eps = 1e-5;
 
-  const fwd = await h!.run(layerNormLaunch(rows, cols, eps, c.form), [x, gamma, beta, nanFilled(rows * cols), nanFilled(rows), nanFilled(rows)]);
-  const ref = cpu.layerNorm(cpu.upload('f32', x), cpu.upload('f32', gamma), cpu.upload('f32', beta), rows, cols, eps);
+  const fwd = await h!.run(layerNormLaunch(rows, cols, eps, c.form, groups), [x, gamma, beta, nanFilled(rows * cols), nanFilled(rows), nanFilled(rows)]);
+  const ref = cpu.layerNorm(cpu.upload('f32', x), cpu.upload('f32', gamma), cpu.upload('f32', beta), rows, cols, eps, groups);
   const what = `layerNorm ${JSON.stringify(c)}`;
   // mean: f32 sum of cols terms; rstd: relative; y = xhat * gamma + beta with |xhat| <= sqrt(cols).
   const scale = Math.abs(c.offset) + 2;
@@ -43,21 +46,21 @@ async function check(c: Case): Promise<void> {
   // Backward from the CPU's saved statistics, so it is tested on its own.
   const mean = cpu.readSync(ref.mean) as Float32Array;
   const rstd = cpu.readSync(ref.rstd) as Float32Array;
-  const launches = layerNormBackwardLaunches(rows, cols, c.form);
+  const launches = layerNormBackwardLaunches(rows, cols, c.form, groups);
   const out = await h!.runSteps(
     [
       { launch: launches.dx, bind: ['dy', 'x', 'gamma', 'mean', 'rstd', 'dx'] },
       { launch: launches.params, bind: ['dy', 'x', 'mean', 'rstd', 'dgamma', 'dbeta'] },
     ],
-    { dy, x, gamma, mean, rstd, dx: nanFilled(rows * cols), dgamma: nanFilled(cols), dbeta: nanFilled(cols) },
+    { dy, x, gamma, mean, rstd, dx: nanFilled(rows * cols), dgamma: nanFilled(groups * cols), dbeta: nanFilled(groups * cols) },
   );
   const d = cpu.layerNormBackward(cpu.upload('f32', dy), cpu.upload('f32', x), cpu.upload('f32', gamma),
-    cpu.upload('f32', mean), cpu.upload('f32', rstd), rows, cols);
+    cpu.upload('f32', mean), cpu.upload('f32', rstd), rows, cols, groups);
   // dx mixes row sums of cols terms, each up to |gamma| * sqrt(cols) in size, times rstd.
   const dxTol = 2e-6 * maxAbs(rstd) * (1 + cols) * (1 + scale / 2);
   expectClose(`${what} dx`, out.dx!, cpu.readSync(d.dx), () => dxTol);
-  expectClose(`${what} dgamma`, out.dgamma!, cpu.readSync(d.dgamma), () => 1e-5 * rows * (1 + scale / 2));
-  expectClose(`${what} dbeta`, out.dbeta!, cpu.readSync(d.dbeta), () => 1e-6 * rows);
+  expectClose(`${what} dgamma`, out.dgamma!, cpu.readSync(d.dgamma!), () => 1e-5 * rows * (1 + scale / 2));
+  expectClose(`${what} dbeta`, out.dbeta!, cpu.readSync(d.dbeta!), () => 1e-6 * rows);
 }
 
 describe.skipIf(!h)('layerNorm WGSL', () => {

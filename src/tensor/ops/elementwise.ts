@@ -58,8 +58,9 @@ export const reciprocal = (x: Tensor): Tensor => unary('reciprocal', x, (g, y) =
 /** GELU, exact erf form by default, or the tanh approximation (GPT-2's). */
 export function gelu(x: Tensor, approximate: 'none' | 'tanh' = 'none'): Tensor {
   requireFloat('gelu', x);
-  if (approximate === 'tanh') return unary('geluTanh', x, (g) => mul(g, unary('geluTanhGrad', x, null)));
-  return unary('gelu', x, (g) => mul(g, unary('geluGrad', x, null)));
+  // The backward is one pass, g · gelu'(x), rather than gelu'(x) and then a product.
+  const back = approximate === 'tanh' ? 'geluTanhBackward' : 'geluBackward';
+  return unary(approximate === 'tanh' ? 'geluTanh' : 'gelu', x, (g) => binaryRaw(back, x, g));
 }
 
 /** x ** p for a scalar exponent. */

@@ -37,22 +37,29 @@ export function logSoftmax(x: Tensor, axis = -1): Tensor {
   return lastAxis('logSoftmax', x, axis, (t) => softmaxImpl(t, true));
 }
 
-/** LayerNorm over the last dim: (x − mean) / sqrt(var + eps) · gamma + beta (population variance). */
+/**
+ * LayerNorm over the last dim: (x − mean) / sqrt(var + eps) · gamma + beta (population variance).
+ * gamma and beta are [cols], or [G, cols] for a stack of G models along x's first dim
+ * (x [G, ..., cols]): member g of the stack gets gamma[g] and beta[g], all in one kernel.
+ */
 export function layerNorm(x: Tensor, gamma: Tensor, beta: Tensor, eps = 1e-5): Tensor {
   requireFloat('layerNorm', x);
   const b = backendOf('layerNorm', [x, gamma, beta]);
   const cols = x.shape[x.rank - 1];
-  if (gamma.rank !== 1 || gamma.shape[0] !== cols || !shapesEqual(beta.shape, gamma.shape)) {
-    throw new ShapeError('layerNorm', `gamma ${fmtShape(gamma.shape)} and beta ${fmtShape(beta.shape)} must be [${cols}] for input ${fmtShape(x.shape)}`);
+  const groups = gamma.rank === 2 ? gamma.shape[0] : 1;
+  const affineOk = (gamma.rank === 1 || (gamma.rank === 2 && x.rank >= 2 && x.shape[0] === groups)) && gamma.shape[gamma.rank - 1] === cols;
+  if (!affineOk || !shapesEqual(beta.shape, gamma.shape)) {
+    throw new ShapeError('layerNorm', `gamma ${fmtShape(gamma.shape)} and beta ${fmtShape(beta.shape)} must be [${cols}] or [${x.shape[0]}, ${cols}] for input ${fmtShape(x.shape)}`);
   }
   const rows = x.size / cols;
-  const r = b.layerNorm(x.storage, gamma.storage, beta.storage, rows, cols, eps);
+  const r = b.layerNorm(x.storage, gamma.storage, beta.storage, rows, cols, eps, groups);
   const y = wrap(r.y, x.shape);
   const mean = wrap(r.mean, [rows]);
   const rstd = wrap(r.rstd, [rows]);
-  return record('layerNorm', y, [x, gamma, beta], (g) => {
-    const d = b.layerNormBackward(g.storage, x.storage, gamma.storage, mean.storage, rstd.storage, rows, cols);
-    return [wrap(d.dx, x.shape), wrap(d.dgamma, gamma.shape), wrap(d.dbeta, beta.shape)];
+  return record('layerNorm', y, [x, gamma, beta], (g, needs) => {
+    // Frozen gamma and beta (a critic in the generator step): their column sums are skipped.
+    const d = b.layerNormBackward(g.storage, x.storage, gamma.storage, mean.storage, rstd.storage, rows, cols, groups, needs[1] || needs[2]);
+    return [wrap(d.dx, x.shape), d.dgamma && wrap(d.dgamma, gamma.shape), d.dbeta && wrap(d.dbeta, beta.shape)];
   }, [mean, rstd]);
 }
 
@@ -108,6 +115,12 @@ export function crossEntropy(logits: Tensor, targets: Tensor, opts: CrossEntropy
 export interface DropoutOptions {
   training?: boolean;
   generator?: Generator;
+  /**
+   * Stream positions chosen by the caller instead of drawing from the generator: one per equal
+   * slab of x's elements (at most 4), slab s using positions offsets[s], offsets[s] + 1, ... (a
+   * stack of models along x's first dim, each masked as it would be alone). The key is the generator's.
+   */
+  offsets?: readonly number[];
 }
 
 /** Zeroes each element with probability p and scales the rest by 1/(1−p); the mask is seeded. */
@@ -115,10 +128,11 @@ export function dropout(x: Tensor, p: number, opts: DropoutOptions = {}): Tensor
   if (!(p >= 0 && p < 1)) throw new ShapeError('dropout', `p must be in [0, 1), got ${p}`);
   if (opts.training === false || p === 0) return x;
   const gen = opts.generator ?? defaultGenerator();
-  const offset = gen.next(x.size);
-  // One kernel for the scaled keep-mask: (uniform < 1 − p) · 1/(1 − p).
-  const mask = wrap(x.backend.dropoutMask(x.dtype, x.size, gen.key, offset, p), x.shape);
-  return mul(x, mask);
+  const offset = opts.offsets ?? gen.next(x.size);
+  // x · (uniform < 1 − p) · 1/(1 − p) and the mask in one pass over x; the backward is g · mask.
+  const r = x.backend.dropoutApply(x.storage, gen.key, offset, p);
+  const mask = wrap(r.mask, x.shape);
+  return record('dropout', wrap(r.y, x.shape), [x], (g) => [mul(g, mask)], [mask]);
 }
 
 export interface AttentionOptions {

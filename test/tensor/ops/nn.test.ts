@@ -55,6 +55,17 @@ describe('nn ops: gradients', () => {
     }), { numRuns: RUNS });
   });
 
+  it('gradient of layerNorm with a stacked affine (gamma, beta [G, C]) matches central differences', async () => {
+    const arb = fc.tuple(fc.integer({ min: 1, max: 3 }), shapeArb({ maxRank: 2, maxDim: 3 }), fc.integer({ min: 1, max: 4 })).chain(([G, mid, C]) => {
+      const shape = [G, ...mid, C];
+      return fc.tuple(valuesArb(sizeOfShape(shape)), valuesArb(G * C), valuesArb(G * C)).map(([data, gamma, beta]) => ({ shape, G, C, data, gamma, beta }));
+    });
+    await gradProperty(arb, ({ shape, G, C, data, gamma, beta }) => ({
+      fn: (x, g, b) => T.layerNorm(x, g, b),
+      inputs: [input(data, shape), input(gamma, [G, C]), input(beta, [G, C])],
+    }), { numRuns: RUNS });
+  });
+
   it('gradient of gatherLogProbs (ignored targets < 0 get no gradient) matches central differences', async () => {
     await gradProperty(classArb.filter((c) => c.ignoreIndex < 0), (c) => ({
       fn: (l, t) => T.gatherLogProbs(l, t),
@@ -147,6 +158,29 @@ describe('nn ops: forward properties', () => {
       }),
       { numRuns: 50 },
     );
+  });
+
+  it('layerNorm with a stacked affine equals layerNorm of each member with its own gamma and beta', () => {
+    fc.assert(
+      fc.property(fc.integer({ min: 1, max: 3 }), shapeArb({ maxRank: 2, maxDim: 3 }), fc.integer({ min: 1, max: 5 }), fc.integer({ min: 0, max: 1000 }), (G, mid, C, seed) => {
+        T.tidy(() => {
+          const opts = { dtype: 'f64' as const, generator: new T.Generator(seed) };
+          const x = T.randn([G, ...mid, C], opts);
+          const gamma = T.randn([G, C], opts);
+          const beta = T.randn([G, C], opts);
+          const stacked = T.layerNorm(x, gamma, beta).dataSync();
+          const each = T.concat(Array.from({ length: G }, (_, g) => T.layerNorm(T.slice(x, 0, g, g + 1), T.reshape(T.slice(gamma, 0, g, g + 1), [C]), T.reshape(T.slice(beta, 0, g, g + 1), [C]))), 0).dataSync();
+          expectAllClose(stacked, each, 0, 0, 'stacked vs per member');
+        });
+      }),
+      { numRuns: 30 },
+    );
+  });
+
+  it('layerNorm rejects a stacked gamma whose first dim is not the input\'s', () => {
+    T.tidy(() => {
+      expect(() => T.layerNorm(T.zeros([3, 4]), T.ones([2, 4]), T.zeros([2, 4]))).toThrow(/gamma \[2, 4\] and beta \[2, 4\] must be \[4\] or \[3, 4\]/);
+    });
   });
 
   it('crossEntropy (mean) equals −mean of gatherLogProbs over the non-ignored targets; sum and none agree', () => {
@@ -261,6 +295,28 @@ describe('nn ops: forward properties', () => {
       expect(a.every((v) => v === 0 || Math.abs(v - 1 / 0.7) < 1e-12)).toBe(true);
       expect(T.dropout(x, 0.3, { training: false })).toBe(x);
     });
+  });
+
+  it('dropout with explicit slab offsets masks each slab as a dropout drawn at that offset alone, and leaves the generator alone', () => {
+    fc.assert(
+      fc.property(fc.integer({ min: 1, max: 4 }), fc.integer({ min: 1, max: 50 }), fc.array(fc.integer({ min: 0, max: 1e6 }), { minLength: 4, maxLength: 4 }), (S, n, offs) => {
+        T.tidy(() => {
+          const offsets = offs.slice(0, S);
+          const x = T.randn([S, n], { dtype: 'f64', generator: new T.Generator(n) });
+          const gen = new T.Generator(3);
+          const before = gen.state().offset;
+          const stacked = T.dropout(x, 0.4, { generator: gen, offsets }).dataSync();
+          expect(gen.state().offset).toBe(before);
+          const alone = offsets.flatMap((o, s) => {
+            const g = new T.Generator(3);
+            g.seek(o);
+            return Array.from(T.dropout(T.slice(x, 0, s, s + 1), 0.4, { generator: g }).dataSync());
+          });
+          expect(Array.from(stacked)).toEqual(alone);
+        });
+      }),
+      { numRuns: 30 },
+    );
   });
 
   it('f32 results of softmax, logSoftmax, layerNorm, crossEntropy and attention agree with f64 within f32 tolerance', async () => {

@@ -246,7 +246,7 @@ export class CpuBackend implements Backend {
     return this.wrap(y.dtype, out);
   }
 
-  layerNorm(x: Storage, gamma: Storage, beta: Storage, rows: number, cols: number, eps: number) {
+  layerNorm(x: Storage, gamma: Storage, beta: Storage, rows: number, cols: number, eps: number, groups = 1) {
     const X = this.arr(x);
     const W = this.arr(gamma);
     const B = this.arr(beta);
@@ -263,41 +263,43 @@ export class CpuBackend implements Backend {
       const rs = 1 / Math.sqrt(v / cols + eps);
       mean[r] = mu;
       rstd[r] = rs;
-      for (let c = 0; c < cols; c++) y[o + c] = (X[o + c] - mu) * rs * W[c] + B[c];
+      const gb = Math.floor(r / (rows / groups)) * cols;
+      for (let c = 0; c < cols; c++) y[o + c] = (X[o + c] - mu) * rs * W[gb + c] + B[gb + c];
     }
     return { y: this.wrap(x.dtype, y), mean: this.wrap(x.dtype, mean), rstd: this.wrap(x.dtype, rstd) };
   }
 
-  layerNormBackward(dy: Storage, x: Storage, gamma: Storage, mean: Storage, rstd: Storage, rows: number, cols: number) {
+  layerNormBackward(dy: Storage, x: Storage, gamma: Storage, mean: Storage, rstd: Storage, rows: number, cols: number, groups = 1, paramGrads = true) {
     const G = this.arr(dy);
     const X = this.arr(x);
     const W = this.arr(gamma);
     const M = this.arr(mean);
     const R = this.arr(rstd);
     const dx = arrayFor(x.dtype, rows * cols);
-    const dgamma = new Float64Array(cols);
-    const dbeta = new Float64Array(cols);
+    const dgamma = new Float64Array(groups * cols);
+    const dbeta = new Float64Array(groups * cols);
     for (let r = 0; r < rows; r++) {
       const o = r * cols;
+      const gb = Math.floor(r / (rows / groups)) * cols;
       let sumG = 0;
       let sumGX = 0;
       for (let c = 0; c < cols; c++) {
         const xhat = (X[o + c] - M[r]) * R[r];
-        const g = G[o + c] * W[c];
+        const g = G[o + c] * W[gb + c];
         sumG += g;
         sumGX += g * xhat;
-        dgamma[c] += G[o + c] * xhat;
-        dbeta[c] += G[o + c];
+        dgamma[gb + c] += G[o + c] * xhat;
+        dbeta[gb + c] += G[o + c];
       }
       for (let c = 0; c < cols; c++) {
         const xhat = (X[o + c] - M[r]) * R[r];
-        dx[o + c] = (R[r] / cols) * (cols * G[o + c] * W[c] - sumG - xhat * sumGX);
+        dx[o + c] = (R[r] / cols) * (cols * G[o + c] * W[gb + c] - sumG - xhat * sumGX);
       }
     }
     return {
       dx: this.wrap(x.dtype, dx),
-      dgamma: this.upload(x.dtype, dgamma),
-      dbeta: this.upload(x.dtype, dbeta),
+      dgamma: paramGrads ? this.upload(x.dtype, dgamma) : null,
+      dbeta: paramGrads ? this.upload(x.dtype, dbeta) : null,
     };
   }
 
@@ -413,9 +415,12 @@ export class CpuBackend implements Backend {
     return this.wrap(dtype, out);
   }
 
-  dropoutMask(dtype: DType, size: number, key: readonly [number, number], offset: number, p: number): Storage {
+  dropoutMask(dtype: DType, size: number, key: readonly [number, number], offset: number | readonly number[], p: number): Storage {
+    const offs = typeof offset === 'number' ? [offset] : offset;
+    if (offs.length < 1 || offs.length > 4 || size % offs.length !== 0) throw new RangeError(`dropoutMask: ${offs.length} slab offsets for ${size} elements (1 to 4, dividing the size)`);
     const out = dtype === 'f64' ? new Float64Array(size) : new Float32Array(size);
-    fillUniform(out, [key[0], key[1]], offset);
+    const slab = size / offs.length;
+    offs.forEach((o, s) => fillUniform(out.subarray(s * slab, (s + 1) * slab), [key[0], key[1]], o));
     const round = dtype === 'f64' ? (v: number) => v : Math.fround;
     const keep = round(1 - p);
     const scale = round(1 / (1 - p));
@@ -423,7 +428,67 @@ export class CpuBackend implements Backend {
     return this.wrap(dtype, out);
   }
 
-  powerIteration(w: Storage, u: Storage, v: Storage, rows: number, cols: number, eps: number): void {
+  spectralNormalize(w: Storage, u: Storage, v: Storage, rows: number, cols: number, eps: number, batch: number, iterate: boolean) {
+    if (iterate) this.powerIteration(w, u, v, rows, cols, eps, batch);
+    const W = this.arr(w);
+    const U = this.arr(u);
+    const V = this.arr(v);
+    const wn = arrayFor(w.dtype, batch * rows * cols);
+    const sigma = arrayFor(w.dtype, batch);
+    const uv = arrayFor(w.dtype, batch * (rows + cols));
+    for (let b = 0; b < batch; b++) {
+      const wo = b * rows * cols;
+      // σ = Σ_i u_i (W v)_i, accumulated in f64 and rounded once.
+      let s = 0;
+      for (let i = 0; i < rows; i++) {
+        let acc = 0;
+        for (let j = 0; j < cols; j++) acc += W[wo + i * cols + j] * V[b * cols + j];
+        s += U[b * rows + i] * acc;
+      }
+      sigma[b] = s;
+      const sr = sigma[b];
+      for (let k = 0; k < rows * cols; k++) wn[wo + k] = W[wo + k] / sr;
+      uv.set(U.subarray(b * rows, (b + 1) * rows), b * (rows + cols));
+      uv.set(V.subarray(b * cols, (b + 1) * cols), b * (rows + cols) + rows);
+    }
+    return { wn: this.wrap(w.dtype, wn), sigma: this.wrap(w.dtype, sigma), uv: this.wrap(w.dtype, uv) };
+  }
+
+  spectralNormalizeBackward(g: Storage, w: Storage, uv: Storage, sigma: Storage, rows: number, cols: number, batch: number): Storage {
+    const G = this.arr(g);
+    const W = this.arr(w);
+    const UV = this.arr(uv);
+    const S = this.arr(sigma);
+    const dw = arrayFor(w.dtype, batch * rows * cols);
+    for (let b = 0; b < batch; b++) {
+      const wo = b * rows * cols;
+      const n = b * (rows + cols);
+      let gw = 0;
+      for (let k = 0; k < rows * cols; k++) gw += G[wo + k] * W[wo + k];
+      const c = gw / S[b];
+      for (let i = 0; i < rows; i++) for (let j = 0; j < cols; j++) dw[wo + i * cols + j] = (G[wo + i * cols + j] - c * UV[n + i] * UV[n + rows + j]) / S[b];
+    }
+    return this.wrap(w.dtype, dw);
+  }
+
+  dropoutApply(x: Storage, key: readonly [number, number], offset: number | readonly number[], p: number) {
+    const mask = this.dropoutMask(x.dtype, x.size, key, offset, p);
+    const X = this.arr(x);
+    const M = this.arr(mask);
+    const y = arrayFor(x.dtype, x.size);
+    for (let i = 0; i < y.length; i++) y[i] = X[i] * M[i];
+    return { y: this.wrap(x.dtype, y), mask };
+  }
+
+  powerIteration(w: Storage, u: Storage, v: Storage, rows: number, cols: number, eps: number, batch = 1): void {
+    if (batch !== 1) {
+      // Each problem of the batch alone, on views of its slices.
+      for (let b = 0; b < batch; b++) {
+        const part = (s: Storage, n: number): Storage => new CpuStorage(this, s.dtype, this.arr(s).subarray(b * n, (b + 1) * n));
+        this.powerIteration(part(w, rows * cols), part(u, rows), part(v, cols), rows, cols, eps);
+      }
+      return;
+    }
     const W = this.arr(w);
     const U = this.arr(u);
     const V = this.arr(v);

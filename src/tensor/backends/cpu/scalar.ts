@@ -95,5 +95,13 @@ export function binaryFn(op: BinaryOp): (a: number, b: number) => number {
     case 'le': return (a, b) => (a <= b ? 1 : 0);
     case 'gt': return (a, b) => (a > b ? 1 : 0);
     case 'ge': return (a, b) => (a >= b ? 1 : 0);
+    case 'geluBackward': {
+      const d = unaryFn('geluGrad', 0, 0);
+      return (a, b) => b * d(a);
+    }
+    case 'geluTanhBackward': {
+      const d = unaryFn('geluTanhGrad', 0, 0);
+      return (a, b) => b * d(a);
+    }
   }
 }

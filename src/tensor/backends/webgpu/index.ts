@@ -21,7 +21,7 @@ import { copyLaunch } from '../../../shaders/movement.js';
 import { adamwLaunch, adamwMultiLaunch, clipScaleLaunch } from '../../../shaders/optimizer.js';
 import { dropoutMaskLaunch, randomLaunch } from '../../../shaders/random.js';
 import { softmaxBackwardLaunch, softmaxLaunch } from '../../../shaders/softmax.js';
-import { powerIterationLaunch } from '../../../shaders/spectral.js';
+import { powerIterationLaunch, spectralNormalizeBackwardLaunch, spectralNormalizeLaunch } from '../../../shaders/spectral.js';
 import { reduceGenericLaunch, reduceRowsLaunch, sumSquaresLaunch } from '../../../shaders/reduce.js';
 import { collapseDims } from '../../../shaders/strided.js';
 import { openDevice, type DeviceOptions } from './device.js';
@@ -488,27 +488,29 @@ export class WebGPUBackend implements Backend {
     return dx;
   }
 
-  layerNorm(x: Storage, gamma: Storage, beta: Storage, rows: number, cols: number, eps: number) {
+  layerNorm(x: Storage, gamma: Storage, beta: Storage, rows: number, cols: number, eps: number, groups = 1) {
     const y = this.alloc(x.dtype, rows * cols);
     const mean = this.alloc(x.dtype, rows);
     const rstd = this.alloc(x.dtype, rows);
-    this.run(layerNormLaunch(rows, cols, eps, this.rowForm(rows)), [x, gamma, beta, y, mean, rstd], rows * cols);
+    this.run(layerNormLaunch(rows, cols, eps, this.rowForm(rows), groups), [x, gamma, beta, y, mean, rstd], rows * cols);
     return { y, mean, rstd };
   }
 
-  layerNormBackward(dy: Storage, x: Storage, gamma: Storage, mean: Storage, rstd: Storage, rows: number, cols: number) {
+  layerNormBackward(dy: Storage, x: Storage, gamma: Storage, mean: Storage, rstd: Storage, rows: number, cols: number, groups = 1, paramGrads = true) {
     const dx = this.alloc(x.dtype, rows * cols);
-    const dgamma = this.alloc(x.dtype, cols);
-    const dbeta = this.alloc(x.dtype, cols);
+    const dgamma = paramGrads ? this.alloc(x.dtype, groups * cols) : null;
+    const dbeta = paramGrads ? this.alloc(x.dtype, groups * cols) : null;
     if (rows === 0) {
       // Nothing to sum: the parameter gradients are zeros (and there is no dx to compute).
-      this.fill(dgamma, 0);
-      this.fill(dbeta, 0);
+      if (dgamma && dbeta) {
+        this.fill(dgamma, 0);
+        this.fill(dbeta, 0);
+      }
       return { dx, dgamma, dbeta };
     }
-    const l = layerNormBackwardLaunches(rows, cols, this.rowForm(rows));
+    const l = layerNormBackwardLaunches(rows, cols, this.rowForm(rows), groups);
     this.run(l.dx, [dy, x, gamma, mean, rstd, dx], rows * cols);
-    this.run(l.params, [dy, x, mean, rstd, dgamma, dbeta], rows * cols);
+    if (dgamma && dbeta) this.run(l.params, [dy, x, mean, rstd, dgamma, dbeta], rows * cols);
     return { dx, dgamma, dbeta };
   }
 
@@ -554,16 +556,39 @@ export class WebGPUBackend implements Backend {
     return out;
   }
 
-  dropoutMask(dtype: DType, size: number, key: readonly [number, number], offset: number, p: number): Storage {
+  dropoutMask(dtype: DType, size: number, key: readonly [number, number], offset: number | readonly number[], p: number): Storage {
     if (dtype !== 'f32') throw new Error(`webgpu dropoutMask: dtype ${dtype} is not supported (f32 only)`);
     const out = this.alloc(dtype, size);
     this.run(dropoutMaskLaunch(size, [key[0], key[1]], offset, Math.fround(1 - p), Math.fround(1 / (1 - p)), this.groups), [out], size);
     return out;
   }
 
-  powerIteration(w: Storage, u: Storage, v: Storage, rows: number, cols: number, eps: number): void {
+  dropoutApply(x: Storage, key: readonly [number, number], offset: number | readonly number[], p: number) {
+    if (x.dtype !== 'f32') throw new Error(`webgpu dropoutApply: dtype ${x.dtype} is not supported (f32 only)`);
+    const y = this.alloc(x.dtype, x.size);
+    const mask = this.alloc(x.dtype, x.size);
+    this.run(dropoutMaskLaunch(x.size, [key[0], key[1]], offset, Math.fround(1 - p), Math.fround(1 / (1 - p)), this.groups, true), [x, y, mask], x.size);
+    return { y, mask };
+  }
+
+  powerIteration(w: Storage, u: Storage, v: Storage, rows: number, cols: number, eps: number, batch = 1): void {
     if (w.dtype !== 'f32') throw new Error(`webgpu powerIteration: dtype ${w.dtype} is not supported (f32 only)`);
-    this.run(powerIterationLaunch(rows, cols, eps), [w, u, v], rows * cols);
+    this.run(powerIterationLaunch(rows, cols, eps, batch), [w, u, v], batch * rows * cols);
+  }
+
+  spectralNormalize(w: Storage, u: Storage, v: Storage, rows: number, cols: number, eps: number, batch: number, iterate: boolean) {
+    if (w.dtype !== 'f32') throw new Error(`webgpu spectralNormalize: dtype ${w.dtype} is not supported (f32 only)`);
+    const wn = this.alloc('f32', batch * rows * cols);
+    const sigma = this.alloc('f32', batch);
+    const uv = this.alloc('f32', batch * (rows + cols));
+    this.run(spectralNormalizeLaunch(rows, cols, eps, batch, iterate), [w, u, v, wn, sigma, uv], batch * rows * cols);
+    return { wn, sigma, uv };
+  }
+
+  spectralNormalizeBackward(g: Storage, w: Storage, uv: Storage, sigma: Storage, rows: number, cols: number, batch: number): Storage {
+    const dw = this.alloc('f32', batch * rows * cols);
+    this.run(spectralNormalizeBackwardLaunch(rows, cols, batch), [g, w, uv, sigma, dw], batch * rows * cols);
+    return dw;
   }
 
   adamw(param: Storage, grad: Storage, m: Storage, v: Storage, p: AdamWParams): void {

@@ -79,7 +79,7 @@ describeGpu('webgpu heavy kernels', () => {
       const dg = gpu.layerNormBackward(dyg, xg, wg, fg.mean, fg.rstd, rows, cols);
       const dcpu = cpu.layerNormBackward(dyc, xc, wc, fcpu.mean, fcpu.rstd, rows, cols);
       for (const key of ['y', 'mean', 'rstd'] as const) expectClose(...(await readBoth(fg[key], fcpu[key])), 1e-5, 1e-4, key);
-      for (const key of ['dx', 'dgamma', 'dbeta'] as const) expectClose(...(await readBoth(dg[key], dcpu[key])), 1e-5, 1e-4, key);
+      for (const key of ['dx', 'dgamma', 'dbeta'] as const) expectClose(...(await readBoth(dg[key]!, dcpu[key]!)), 1e-5, 1e-4, key);
       freeAll(xg, wg, bg, dyg);
     }), RUNS);
   });
@@ -121,6 +121,67 @@ describeGpu('webgpu heavy kernels', () => {
         const keep = Math.fround(1 - p);
         expect([...c]).toEqual([...u].map((x) => (x < keep ? Math.fround(1 / (1 - p)) : 0)));
       }), RUNS);
+  });
+
+  it('dropoutMask with one stream offset per slab is bit-identical to the CPU and to the slabs drawn alone', async () => {
+    const u32 = fc.integer({ min: 0, max: 2 ** 32 - 1 });
+    const offset = fc.integer({ min: 0, max: MAX_OFFSET - 4000 });
+    await fc.assert(fc.asyncProperty(fc.integer({ min: 0, max: 700 }), fc.array(offset, { minLength: 1, maxLength: 4 }), u32, u32, fc.constantFrom(0.1, 0.5),
+      async (slab, offsets, k0, k1, p) => {
+        const n = slab * offsets.length;
+        const [g, c] = await readBoth(gpu.dropoutMask('f32', n, [k0, k1], offsets, p), cpu.dropoutMask('f32', n, [k0, k1], offsets, p));
+        expect([...g]).toEqual([...c]);
+        const alone = offsets.flatMap((o) => [...cpu.readSync(cpu.dropoutMask('f32', slab, [k0, k1], o, p))]);
+        expect([...c]).toEqual(alone);
+      }), RUNS);
+  });
+
+  it('dropoutApply returns dropoutMask and x times it, bit for bit, on the GPU and the CPU, with one or several slab offsets', async () => {
+    const u32 = fc.integer({ min: 0, max: 2 ** 32 - 1 });
+    const offset = fc.integer({ min: 0, max: MAX_OFFSET - 4000 });
+    await fc.assert(fc.asyncProperty(fc.integer({ min: 0, max: 700 }), fc.array(offset, { minLength: 1, maxLength: 4 }), u32, u32, fc.constantFrom(0.1, 0.5), seed,
+      async (slab, offsets, k0, k1, p, sd) => {
+        const n = slab * offsets.length;
+        const x = seededValues(sd, n).map(Math.fround);
+        const [xg, xc] = both('f32', x);
+        const rg = gpu.dropoutApply(xg, [k0, k1], offsets, p);
+        const rc = cpu.dropoutApply(xc, [k0, k1], offsets, p);
+        const [gm, cm] = await readBoth(rg.mask, rc.mask);
+        const [g, c] = await readBoth(rg.y, rc.y);
+        const mask = cpu.readSync(cpu.dropoutMask('f32', n, [k0, k1], offsets, p));
+        expect([...gm]).toEqual([...mask]);
+        expect([...cm]).toEqual([...mask]);
+        const want = x.map((v, i) => Math.fround(v * mask[i]));
+        expect([...g]).toEqual(want);
+        expect([...c]).toEqual(want);
+        gpu.free(xg);
+      }), RUNS);
+  });
+
+  it('powerIteration of a batch of matrices equals each matrix\'s own iteration on the CPU and GPU', async () => {
+    await fc.assert(fc.asyncProperty(fc.integer({ min: 1, max: 3 }), fc.integer({ min: 1, max: 9 }), fc.integer({ min: 1, max: 300 }), seed, async (batch, rows, cols, sd) => {
+      const w = seededValues(sd, batch * rows * cols);
+      const u = seededValues(sd + 1, batch * rows);
+      const v = seededValues(sd + 2, batch * cols);
+      const [wg, wc] = both('f32', w);
+      const [ug, uc] = both('f32', u);
+      const [vg, vc] = both('f32', v);
+      gpu.powerIteration(wg, ug, vg, rows, cols, 1e-12, batch);
+      cpu.powerIteration(wc, uc, vc, rows, cols, 1e-12, batch);
+      const [gv, cv] = await readBoth(vg, vc);
+      const [gu, cu] = await readBoth(ug, uc);
+      expectClose(gv, cv, 1e-5, 0, 'batched powerIteration v');
+      expectClose(gu, cu, 1e-5, 0, 'batched powerIteration u');
+      for (let b = 0; b < batch; b++) {
+        const wb = cpu.upload('f32', w.slice(b * rows * cols, (b + 1) * rows * cols));
+        const ub = cpu.upload('f32', u.slice(b * rows, (b + 1) * rows));
+        const vb = cpu.upload('f32', v.slice(b * cols, (b + 1) * cols));
+        cpu.powerIteration(wb, ub, vb, rows, cols, 1e-12);
+        expect([...cpu.readSync(ub)]).toEqual([...cu.slice(b * rows, (b + 1) * rows)]);
+        expect([...cpu.readSync(vb)]).toEqual([...cv.slice(b * cols, (b + 1) * cols)]);
+      }
+      gpu.free(wg);
+    }), { numRuns: 12 });
   });
 
   it('powerIteration updates u and v in place like the CPU within 1e-5 (unit vectors; rows and cols past the workgroup)', async () => {

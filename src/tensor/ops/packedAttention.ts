@@ -1,0 +1,73 @@
+// Multi-head self-attention straight from a packed q|k|v projection: qkv [B, T, 3·d] → [B, T, d]
+// with the heads merged. Same values as attention(splitHeads(qkv)) then mergeHeads, but the head
+// split and merge are strided copies inside the op: q, k and v are read out of qkv directly (no
+// permuted intermediate, no slices) and the backward writes dq, dk and dv into one packed gradient
+// (no zero-padded slice gradients to sum). Four fewer passes over [B, T, 3d] each way.
+
+import { record } from '../autograd.js';
+import { contiguousStrides, fmtShape, ShapeError } from '../shape.js';
+import type { Tensor } from '../tensor.js';
+import { wrap } from './core.js';
+import { permute, reshape, slice } from './movement.js';
+import { attention, type AttentionOptions } from './nn.js';
+
+/** The composition this op fuses (and its fallback on a backend without fused attention). */
+export function composedPackedAttention(qkv: Tensor, nHeads: number, opts: AttentionOptions = {}): Tensor {
+  const [B, T, three] = qkv.shape;
+  const Dh = three / 3 / nHeads;
+  const heads = permute(reshape(qkv, [B, T, 3, nHeads, Dh]), [2, 0, 3, 1, 4]);
+  const part = (i: number) => reshape(slice(heads, 0, i, i + 1), [B, nHeads, T, Dh]);
+  const y = attention(part(0), part(1), part(2), opts);
+  return reshape(permute(y, [0, 2, 1, 3]), [B, T, three / 3]);
+}
+
+/** qkv [B, T, 3d] (q | k | v, each split into nHeads heads of d/nHeads) → [B, T, d]. */
+export function packedSelfAttention(qkv: Tensor, nHeads: number, opts: AttentionOptions = {}): Tensor {
+  if (qkv.rank !== 3 || qkv.shape[2] % (3 * nHeads) !== 0) {
+    throw new ShapeError('packedSelfAttention', `qkv ${fmtShape(qkv.shape)} must be [B, T, 3·d] with d divisible by ${nHeads} heads`);
+  }
+  const b = qkv.backend;
+  const [B, T, three] = qkv.shape;
+  const d = three / 3;
+  const H = nHeads;
+  const Dh = d / H;
+  const m = opts.keyMask;
+  if (m && (m.rank !== 2 || m.shape[0] !== B || m.shape[1] !== T)) throw new ShapeError('packedSelfAttention', `keyMask ${fmtShape(m.shape)} must be [${B}, ${T}]`);
+  if (!b.attention || !b.attentionBackward) return composedPackedAttention(qkv, nHeads, opts);
+  const heads = [B, H, T, Dh];
+  const dense = contiguousStrides(heads);
+  // Element (b, h, t, e) of part i is qkv[b, t, i·d + h·Dh + e].
+  const packed = [T * three, Dh, three, 1];
+  const parts = [0, 1, 2].map((i) => {
+    const s = b.alloc(qkv.dtype, B * T * d);
+    b.copy(qkv.storage, s, heads, packed, i * d, dense, 0);
+    return wrap(s, heads);
+  });
+  const [q, k, v] = parts;
+  const p = { batch: B, heads: H, tq: T, tk: T, d: Dh, scale: opts.scale ?? 1 / Math.sqrt(Dh), causal: opts.causal ?? false };
+  const mask = !m ? null : m.dtype === qkv.dtype ? m : wrap(m.backend.cast(m.storage, qkv.dtype), m.shape);
+  const r = b.attention(q.storage, k.storage, v.storage, mask?.storage ?? null, p);
+  if (!r) {
+    for (const t of parts) t.dispose();
+    if (mask && mask !== m) mask.dispose();
+    return composedPackedAttention(qkv, nHeads, opts);
+  }
+  const out = wrap(r.out, heads);
+  const lse = wrap(r.lse, [B * H * T]);
+  // Merged: y[b, t, h·Dh + e] = out[b, h, t, e].
+  const merged = [B, T, H, Dh];
+  const y = b.alloc(qkv.dtype, B * T * d);
+  b.copy(out.storage, y, merged, [H * T * Dh, Dh, T * Dh, 1], 0, contiguousStrides(merged), 0);
+  return record('packedSelfAttention', wrap(y, [B, T, d]), [qkv], (g) => {
+    const gHeads = b.alloc(g.dtype, g.size);
+    b.copy(g.storage, gHeads, heads, [T * d, Dh, d, 1], 0, dense, 0);
+    const dd = b.attentionBackward!(q.storage, k.storage, v.storage, mask?.storage ?? null, out.storage, lse.storage, gHeads, p);
+    b.free(gHeads);
+    const dqkv = b.alloc(qkv.dtype, qkv.size);
+    [dd.dq, dd.dk, dd.dv].forEach((part, i) => {
+      b.copy(part, dqkv, heads, dense, 0, packed, i * d);
+      b.free(part);
+    });
+    return [wrap(dqkv, qkv.shape)];
+  }, mask ? [q, k, v, out, lse, mask] : [q, k, v, out, lse]);
+}
