@@ -4,7 +4,6 @@
 // one batched power iteration) instead of once per member. CriticPair is built from these.
 
 import { wrap } from '../tensor/ops/core.js';
-import { add } from '../tensor/ops/elementwise.js';
 import { matmulT } from '../tensor/ops/matmul.js';
 import { reshape } from '../tensor/ops/movement.js';
 import { layerNorm } from '../tensor/ops/nn.js';
@@ -53,10 +52,9 @@ export function stackedLinear(x: Tensor, weight: Tensor, bias: Tensor | null): T
   const [K, outF, inF] = weight.shape;
   checkStack('stackedLinear', x, K, inF);
   const lead = x.shape.slice(0, -1);
-  // One batched matmul over the members; the bias of each member is a broadcast add (the matmul's
-  // epilogue takes one bias for all batches).
-  const y = matmulT(reshape(x, [K, x.size / (K * inF), inF]), weight, false, true);
-  return reshape(bias ? add(y, reshape(bias, [K, 1, outF])) : y, [...lead, outF]);
+  // One batched matmul over the members, each member's bias added in its epilogue.
+  const y = matmulT(reshape(x, [K, x.size / (K * inF), inF]), weight, false, true, bias);
+  return reshape(y, [...lead, outF]);
 }
 
 /** K Linear layers (PyTorch layout): weight [K, out, in], bias [K, out]. Values are set by the owner. */

@@ -189,7 +189,7 @@ const UNIFORMS_WGSL = /* wgsl */ `
 struct Uniforms {
   M: u32, N: u32, K: u32, batch: u32,
   aRow: u32, aCol: u32, bRow: u32, bCol: u32,
-  rowGroups: u32, pad0: u32, pad1: u32, pad2: u32,
+  rowGroups: u32, biasStride: u32, pad1: u32, pad2: u32,
   shape0: u32, shape1: u32, shape2: u32, shape3: u32,
   aBatch0: u32, aBatch1: u32, aBatch2: u32, aBatch3: u32,
   bBatch0: u32, bBatch1: u32, bBatch2: u32, bBatch3: u32,
@@ -218,7 +218,7 @@ const SCALAR_BINDINGS_WGSL = /* wgsl */ `
 @group(0) @binding(3) var<storage, read_write> out: array<f32>;
 `;
 
-/** The bias epilogue's binding: n f32 values, one per output column. */
+/** The bias epilogue's binding: n f32 values, one per output column (per batch element at u.biasStride). */
 const BIAS_BINDING_WGSL = '@group(0) @binding(4) var<storage, read> bias: array<f32>;\n';
 
 const lanes = ['x', 'y', 'z', 'w'];
@@ -326,12 +326,12 @@ function registerBlockedWGSL(s: Spec, L: MatmulLayout, t: MatmulOperandType, bia
       `  for (; k < u.K; k = k + 1u) {\n${step(0).join('\n')}\n  }`;
   }
 
-  // The bias epilogue: bias[col] added to every row (columns past N are clamped for the load and
+  // The bias epilogue: bias[batch·biasStride + col] added to every row (columns past N are clamped for the load and
   // never stored), read once per invocation before the stores.
   const stores: string[] = [];
   if (bias) {
     for (let v = 0; v < vecs; v++) {
-      const cols = [0, 1, 2, 3].map((j) => `bias[min(col0 + ${R(4 * v + j)}, u.N - 1u)]`).join(', ');
+      const cols = [0, 1, 2, 3].map((j) => `bias[batch * u.biasStride + min(col0 + ${R(4 * v + j)}, u.N - 1u)]`).join(', ');
       stores.push(`  let bias${v} = vec4<f32>(${cols});`);
     }
   }
@@ -431,7 +431,7 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_id) lid
     if (row >= u.M) { continue; }
     for (var j = 0u; j < 4u; j = j + 1u) {
       let col = tileCol + lid.x + 16u * j;
-      if (col < u.N) { out[outBase + row * u.N + col] = acc[i][j]${bias ? ' + bias[col]' : ''}; }
+      if (col < u.N) { out[outBase + row * u.N + col] = acc[i][j]${bias ? ' + bias[batch * u.biasStride + col]' : ''}; }
     }
   }
 }
@@ -467,7 +467,8 @@ export function supportsOperandType(variant: MatmulVariant, type: MatmulOperandT
  * Launch for out [batch..., m, n] = op(a) · op(b); storage [a: read, b: read, out: read_write].
  * With type 'f16', a and b hold f16 values (two per 32-bit word, element offsets as for f32).
  * With bias, a fourth binding [bias: read, n f32 values] is added to every output row (the
- * epilogue of a linear layer: no separate broadcast add over the output).
+ * epilogue of a linear layer: no separate broadcast add over the output); with p.biasBatchStride
+ * = n, batch element i adds its own bias at i·n (stacked linear layers).
  */
 export function matmulLaunch(p: MatmulParams, variant: MatmulVariant = chooseMatmulVariant(p, true), type: MatmulOperandType = 'f32', bias = false): Launch {
   const { m, n, k, batchShape } = p;
@@ -493,7 +494,7 @@ export function matmulLaunch(p: MatmulParams, variant: MatmulVariant = chooseMat
   const fields: UniformField[] = [
     ['u32', m], ['u32', n], ['u32', k], ['u32', batch],
     ['u32', p.transA ? 1 : k], ['u32', p.transA ? m : 1], ['u32', p.transB ? 1 : n], ['u32', p.transB ? k : 1],
-    ['u32', rowGroups], ['u32', 0], ['u32', 0], ['u32', 0],
+    ['u32', rowGroups], ['u32', p.biasBatchStride ?? 0], ['u32', 0], ['u32', 0],
     ...shape.map((d): UniformField => ['u32', d]),
     ...aBatch.map((s): UniformField => ['u32', s]),
     ...bBatch.map((s): UniformField => ['u32', s]),

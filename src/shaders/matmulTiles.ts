@@ -144,7 +144,7 @@ export function tileWGSL(s: TileSpec, L: MatmulLayout, type: MatmulOperandType, 
   if (bias) {
     for (let v = 0; v < gn; v++) {
       const col0 = `tileCol + ${R(v * 4 * th.x)} + 4u * lid.x`;
-      stores.push(`  let bias${v} = vec4<f32>(${[0, 1, 2, 3].map((c) => `bias[min(${col0} + ${R(c)}, u.N - 1u)]`).join(', ')});`);
+      stores.push(`  let bias${v} = vec4<f32>(${[0, 1, 2, 3].map((c) => `bias[batch * u.biasStride + min(${col0} + ${R(c)}, u.N - 1u)]`).join(', ')});`);
     }
   }
   const plus = (v: number) => (bias ? ` + bias${v}` : '');

@@ -45,6 +45,11 @@ export interface MatmulParams {
   transA: boolean;
   /** b's matrices are stored [n, k] instead of [k, n]. */
   transB: boolean;
+  /**
+   * With a bias: elements between the biases of consecutive (flattened) batch elements: 0 or
+   * absent for one bias [n] shared by all, n for a bias per batch element ([...batchShape, n]).
+   */
+  biasBatchStride?: number;
 }
 
 export interface AdamWParams {

@@ -29,6 +29,8 @@ interface Case {
   seed: number;
   /** Run the bias epilogue (a fourth binding, n values added to every row). */
   bias?: boolean;
+  /** With bias: one bias row per batch element (biasBatchStride = n) instead of one shared. */
+  biasPerBatch?: boolean;
 }
 
 function contiguous(shape: number[]): number[] {
@@ -112,7 +114,9 @@ async function check(c: Case, variant: MatmulVariant, type: MatmulOperandType = 
     b = hb.rounded;
     inputs = [ha.packed, hb.packed];
   }
-  const bias = c.bias ? seededFloats(n, c.seed + 2, 3) : null;
+  const perBatch = !!c.bias && !!c.biasPerBatch;
+  if (perBatch) p.biasBatchStride = n;
+  const bias = c.bias ? seededFloats(perBatch ? batch * n : n, c.seed + 2, 3) : null;
   const [, , out] = await h!.run(matmulLaunch(p, variant, type, !!bias), [...inputs, nanFilled(batch * m * n), ...(bias ? [bias] : [])], [2]);
   const want = cpu.readSync(cpu.matmul(cpu.upload('f32', a), cpu.upload('f32', b), p, bias ? cpu.upload('f32', bias) : null));
   // f32 accumulation of k terms each at most max|a|·max|b|: rounding error grows like sqrt(k)·eps
@@ -138,6 +142,7 @@ const caseArb: fc.Arbitrary<Case> = fc.integer({ min: 0, max: 3 }).chain((rank) 
     transB: fc.boolean(),
     seed: fc.integer({ min: 0, max: 2 ** 31 - 1 }),
     bias: fc.boolean(),
+    biasPerBatch: fc.boolean(),
   }),
 );
 
@@ -175,7 +180,7 @@ describe.skipIf(!h)('matmul WGSL', () => {
   const bigCase: fc.Arbitrary<Case> = fc.record({
     batch: fc.constantFrom<number[]>([], [2]), aBroadcast: fc.constant([false]), bBroadcast: fc.constant([true]),
     m: bigSize, n: bigSize, k: fc.oneof(fc.integer({ min: 17, max: 90 }), fc.integer({ min: 5, max: 24 }).map((x) => 4 * x)),
-    transA: fc.boolean(), transB: fc.boolean(), seed: fc.integer({ min: 0, max: 2 ** 31 - 1 }), bias: fc.boolean(),
+    transA: fc.boolean(), transB: fc.boolean(), seed: fc.integer({ min: 0, max: 2 ** 31 - 1 }), bias: fc.boolean(), biasPerBatch: fc.boolean(),
   }).map((c) => ({ ...c, aBroadcast: c.batch.map(() => false), bBroadcast: c.batch.map(() => true) }));
   for (const variant of MATMUL_VARIANTS.filter((v) => v.startsWith('tile'))) {
     it(`${variant} matches the CPU over several tiles in m, n and k`, async (t) => {

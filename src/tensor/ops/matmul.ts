@@ -2,16 +2,18 @@
 // transposed in the kernel (transA/transB), so it needs no transpose copies.
 
 import { record } from '../autograd.js';
-import { broadcastShapes, broadcastStrides, fmtShape, ShapeError } from '../shape.js';
+import { broadcastShapes, broadcastStrides, fmtShape, shapesEqual, ShapeError } from '../shape.js';
 import type { Tensor } from '../tensor.js';
 import { backendOf, requireFloat, wrap } from './core.js';
 import { sumToShape } from './elementwise.js';
 import { reshape, squeeze, unsqueeze } from './movement.js';
+import { sum } from './reduce.js';
 
 /**
  * op(a) @ op(b) where op transposes the last two dims when asked. a: [..., m, k] (or [..., k, m]),
- * b: [..., k, n] (or [..., n, k]); the batch dims broadcast. With bias ([n]), bias is added to
- * every output row inside the matmul kernel (a linear layer's epilogue; no separate add pass).
+ * b: [..., k, n] (or [..., n, k]); the batch dims broadcast. With bias ([n], or [...batch, n]
+ * with the output's batch shape: one bias per matrix, as stacked linear layers have), bias is added
+ * to every output row inside the matmul kernel (a linear layer's epilogue; no separate add pass).
  */
 export function matmulT(a: Tensor, b: Tensor, transA = false, transB = false, bias: Tensor | null = null): Tensor {
   const backend = backendOf('matmul', bias ? [a, b, bias] : [a, b]);
@@ -22,25 +24,27 @@ export function matmulT(a: Tensor, b: Tensor, transA = false, transB = false, bi
   if (ka !== kb) {
     throw new ShapeError('matmul', `inner dims differ: ${fmtShape(a.shape)}${transA ? 'ᵀ' : ''} @ ${fmtShape(b.shape)}${transB ? 'ᵀ' : ''} (${ka} vs ${kb})`);
   }
-  if (bias && (bias.rank !== 1 || bias.shape[0] !== n || bias.dtype !== a.dtype)) {
-    throw new ShapeError('matmul', `bias ${fmtShape(bias.shape)} (${bias.dtype}) must be [${n}] ${a.dtype}, one value per output column`);
-  }
   const aBatch = a.shape.slice(0, -2);
   const bBatch = b.shape.slice(0, -2);
   const batchShape = broadcastShapes('matmul', aBatch, bBatch);
+  const perBatch = bias !== null && bias.rank > 1;
+  if (bias && (bias.dtype !== a.dtype || bias.shape[bias.rank - 1] !== n || (perBatch && !shapesEqual(bias.shape.slice(0, -1), batchShape)))) {
+    throw new ShapeError('matmul', `bias ${fmtShape(bias.shape)} (${bias.dtype}) must be [${n}] or [${[...batchShape, n].join(', ')}] ${a.dtype}: one value per output column, shared or per matrix`);
+  }
   const out = backend.matmul(a.storage, b.storage, {
     batchShape,
     aBatchStrides: broadcastStrides(aBatch, batchShape).map((s) => s * m * ka),
     bBatchStrides: broadcastStrides(bBatch, batchShape).map((s) => s * kb * n),
     m, n, k: ka, transA, transB,
+    biasBatchStride: perBatch ? n : 0,
   }, bias?.storage ?? null);
   const y = wrap(out, [...batchShape, m, n]);
   return record('matmul', y, bias ? [a, b, bias] : [a, b], (g, needs) => [
     // d(op(a)) = g @ op(b)ᵀ, d(op(b)) = op(a)ᵀ @ g, each transposed back when the operand was.
     needs[0] ? sumToShape(transA ? matmulT(b, g, transB, true) : matmulT(g, b, false, !transB), a.shape) : null,
     needs[1] ? sumToShape(transB ? matmulT(g, a, true, transA) : matmulT(a, g, !transA, false), b.shape) : null,
-    // d(bias) = g summed over every row.
-    ...(bias ? [needs[2] ? sumToShape(g, bias.shape) : null] : []),
+    // d(bias) = g summed over every row (of its own matrix, for a bias per matrix).
+    ...(bias ? [needs[2] ? (perBatch ? sum(g, g.rank - 2) : sumToShape(g, bias.shape)) : null] : []),
   ]);
 }
 

@@ -82,6 +82,25 @@ describe('matmul: gradients', () => {
     expect(() => T.matmulT(a, b, false, false, T.tensor([1, 2], [1, 2]))).toThrow(/matmul: bias/);
   });
 
+  it('a bias per matrix ([...batch, n]) equals matmul then adding each matrix its own row, and its gradient matches central differences', async () => {
+    const arb = matmulCaseArb.chain((c) => valuesArb(sizeOfShape(c.batch) * c.n).map((bias) => ({ ...c, bias, sbias: [...c.batch, c.n] })));
+    await fc.assert(fc.asyncProperty(arb, async (c) => {
+      const a = T.tensor(c.a, c.sa, { dtype: 'f64' });
+      const b = T.tensor(c.b, c.sb, { dtype: 'f64' });
+      const bias = T.tensor(c.bias, c.sbias, { dtype: 'f64' });
+      const want = T.add(T.matmulT(a, b, c.transA, c.transB), T.unsqueeze(bias, -2));
+      expectAllClose(await read(T.matmulT(a, b, c.transA, c.transB, bias)), await read(want), 1e-12, 1e-12);
+    }), { numRuns: RUNS });
+    await gradProperty(arb, (c) => ({
+      fn: (a, b, bias) => T.matmulT(a, b, c.transA, c.transB, bias),
+      inputs: [input(c.a, c.sa), input(c.b, c.sb), input(c.bias, c.sbias)],
+    }), { numRuns: 20 });
+    // A per-matrix bias must have the output's batch shape exactly.
+    const a = T.tensor([1, 2, 3, 4, 5, 6, 7, 8], [2, 2, 2]);
+    const b = T.tensor([1, 2, 3, 4], [2, 2]);
+    expect(() => T.matmulT(a, b, false, false, T.tensor([1, 2, 3, 4, 5, 6], [3, 2]))).toThrow(/matmul: bias \[3, 2\].*\[2, 2\]/);
+  });
+
   it('gradient of matmul with broadcast batch dims (NumPy semantics) matches central differences', async () => {
     const arb = matmulCaseArb.map((c) => ({ ...c, transA: false, transB: false, sa: [...c.sa.slice(0, -2), c.m, c.k], sb: [...c.sb.slice(0, -2), c.k, c.n] }));
     await gradProperty(arb, (c) => ({ fn: T.matmul, inputs: [input(c.a, c.sa), input(c.b, c.sb)] }), { numRuns: RUNS });

@@ -179,7 +179,11 @@ export class CpuBackend implements Backend {
     if (bias) {
       // Added after the product is rounded to the output dtype, as the GPU epilogue does.
       const c = this.arr(bias);
-      for (let r = 0; r < out.length; r += n) for (let j = 0; j < n; j++) out[r + j] += c[j];
+      const stride = p.biasBatchStride ?? 0;
+      for (let r = 0; r < out.length; r += n) {
+        const o = Math.floor(r / (m * n)) * stride;
+        for (let j = 0; j < n; j++) out[r + j] += c[o + j];
+      }
     }
     return this.wrap(a.dtype, out);
   }
