@@ -79,10 +79,29 @@ describe('bench/results/latest.json', () => {
     }
   });
 
-  test('the README Performance section shows exactly this file: its table and its device', () => {
+  test('the README Performance section shows exactly this file and the GPU run: their tables and devices', () => {
     const readme = readFileSync(new URL('../../README.md', import.meta.url), 'utf8');
     const section = readme.slice(readme.indexOf('## Performance'), readme.indexOf('\n## ', readme.indexOf('## Performance') + 1));
-    expect(section, 'regenerate with node dist/bench/markdown.js').toContain(formatMarkdown(rows as unknown as BenchResult[]));
-    for (const device of new Set(rows.map((r) => r.device))) expect(section).toContain(device);
+    for (const [file, results] of [['latest.json', rows], [GPU_RUN, gpuRows]] as const) {
+      expect(section, `regenerate with node dist/bench/markdown.js bench/results/${file}`).toContain(formatMarkdown(results as unknown as BenchResult[]));
+      for (const device of new Set(results.map((r) => r.device))) expect(section).toContain(device);
+    }
+  });
+});
+
+/** The committed run on a real GPU that the README also shows. */
+const GPU_RUN = '2026-11-27-h100.json';
+const gpuRows = JSON.parse(readFileSync(new URL(`../../bench/results/${GPU_RUN}`, import.meta.url), 'utf8')) as Row[];
+
+describe(`bench/results/${GPU_RUN}`, () => {
+  test('is a full run on a hardware adapter with every required entry and the n = 4096 matmul', () => {
+    for (const r of gpuRows) {
+      expect(r.device, r.name).not.toMatch(/llvmpipe|lavapipe|swiftshader/i);
+      expect(r.params.quick, `${r.name} comes from a --quick run`).toBeUndefined();
+      expect(positive(r.median_ms), `${r.name} median_ms`).toBe(true);
+    }
+    for (const [name, params] of [...REQUIRED, ['matmul', { n: 4096 }] as [string, Record<string, unknown>]]) {
+      expect(gpuRows.find((r) => r.name === name && Object.entries(params).every(([k, v]) => r.params[k] === v)), `${name} ${JSON.stringify(params)}`).toBeDefined();
+    }
   });
 });
