@@ -5,7 +5,7 @@
 
 import fc from 'fast-check';
 import { expect, it } from 'vitest';
-import type { AdamWParams, Storage } from '../../../../src/tensor/backend.js';
+import type { AdamWParams } from '../../../../src/tensor/backend.js';
 import { AdamW, clipGradNorm } from '../../../../src/nn/optim.js';
 import { tensor, type Tensor } from '../../../../src/tensor/index.js';
 import { seed, seededValues } from '../../../helpers/backendArbitraries.js';
