@@ -86,15 +86,26 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec
     rem = rem / size;
   }
   var acc: ${dtype} = ${init(op, dtype)};
-  for (var r = 0u; r < u.nRed; r = r + 1u) {
-    var rr = r;
+  if (u.redRank == 1u) {
+    // One reduced dim (the usual case once dims are collapsed, e.g. a bias gradient summing rows):
+    // a plain strided walk, no division per element.
+    let stride = u.redStride[0].x;
     var off = base;
-    for (var d = i32(u.redRank) - 1; d >= 0; d = d - 1) {
-      let size = u.redShape[u32(d) >> 2u][u32(d) & 3u];
-      off = off + (rr % size) * u.redStride[u32(d) >> 2u][u32(d) & 3u];
-      rr = rr / size;
+    for (var r = 0u; r < u.nRed; r = r + 1u) {
+      acc = combine(acc, xs[off]);
+      off = off + stride;
     }
-    acc = combine(acc, xs[off]);
+  } else {
+    for (var r = 0u; r < u.nRed; r = r + 1u) {
+      var rr = r;
+      var off = base;
+      for (var d = i32(u.redRank) - 1; d >= 0; d = d - 1) {
+        let size = u.redShape[u32(d) >> 2u][u32(d) & 3u];
+        off = off + (rr % size) * u.redStride[u32(d) >> 2u][u32(d) & 3u];
+        rr = rr / size;
+      }
+      acc = combine(acc, xs[off]);
+    }
   }
   out[o] = acc;
 }`;
