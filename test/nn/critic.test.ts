@@ -23,11 +23,45 @@ function topSingularValue(w: ArrayLike<number>, rows: number, cols: number): num
   return s;
 }
 
+/**
+ * The two largest singular values of a row-major [rows, cols] matrix: power iteration on WᵀW, then
+ * on WᵀW with the top eigenpair deflated (plain JS, f64; sizes here are at most 6).
+ */
+function topTwoSingularValues(w: ArrayLike<number>, rows: number, cols: number): [number, number] {
+  const g = Array.from({ length: cols }, (_, i) => Array.from({ length: cols }, (_, j) => {
+    let acc = 0;
+    for (let r = 0; r < rows; r++) acc += w[r * cols + i] * w[r * cols + j];
+    return acc;
+  }));
+  const top = (m: number[][]): [number, number[]] => {
+    let v = Array.from({ length: cols }, (_, i) => 1 + i / cols);
+    let lambda = 0;
+    for (let it = 0; it < 2000; it++) {
+      const mv = m.map((row) => row.reduce((acc, x, j) => acc + x * v[j]!, 0));
+      lambda = Math.hypot(...mv);
+      if (lambda === 0) return [0, v];
+      v = mv.map((x) => x / lambda);
+    }
+    return [lambda, v];
+  };
+  const [l1, v1] = top(g);
+  const [l2] = top(g.map((row, i) => row.map((x, j) => x - l1 * v1[i]! * v1[j]!)));
+  return [Math.sqrt(l1), Math.sqrt(Math.max(0, l2))];
+}
+
 describe('SpectralNormLinear', () => {
   it('converges to the top singular value after many training forwards, and eval leaves u alone', () => {
     fc.assert(
       fc.property(fc.integer({ min: 1, max: 6 }), fc.integer({ min: 1, max: 6 }), fc.integer({ min: 0, max: 1000 }), (inF, outF, seed) => {
         const sn = new SpectralNormLinear(inF, outF, { ...f64, generator: new Generator(seed) });
+        // Power iteration converges like (σ2/σ1)^(2·iterations): where the top two singular values
+        // are nearly equal, 300 iterations cannot reach 1e-6 (nor can the 200 of the reference), so
+        // such draws say nothing about the implementation and are skipped.
+        const [s1, s2] = topTwoSingularValues(sn.weight_orig.dataSync(), outF, inF);
+        if (s1 > 0 && (s2 / s1) ** 300 > 1e-9) {
+          sn.dispose();
+          fc.pre(false);
+        }
         const ref = topSingularValue(sn.weight_orig.dataSync(), outF, inF);
         const x = tensor(new Array(3 * inF).fill(0.5), [3, inF], f64);
         for (let i = 0; i < 300; i++) tidy(() => noGrad(() => sn.forward(x)));
