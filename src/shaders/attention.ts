@@ -76,6 +76,24 @@ function loadRow(L: RowLayout, name: string, buf: string, row: string): string {
   return names(L, name).map((x, c) => `let ${x} = ${buf}[${row} * ${L.n}u + ${c}u];`).join(' ');
 }
 
+/** Row i of head bh of q (part 0), k (1) or v (2), wherever the layout puts it (see rowAtWGSL). */
+function loadHeadRow(L: RowLayout, name: string, buf: 'q' | 'k' | 'v', bh: string, i: string): string {
+  const [tlen, part] = buf === 'q' ? ['u.tq', 0] : ['u.tk', buf === 'k' ? 1 : 2];
+  return `let ${name}at = rowAt(${bh}, ${i}, ${tlen}, ${part}u); ${names(L, name).map((x, c) => `let ${x} = ${buf}[${name}at + ${c}u];`).join(' ')}`;
+}
+
+/**
+ * WGSL rowAt(bh, i, tlen, part): where row i of head bh starts (in binding elements). Separate
+ * [batch·heads, tlen, D] buffers, or with \`packed\` one [batch, T, 3, heads, D] projection whose
+ * part 0, 1, 2 are q, k, v (the division by heads is per row, not per element).
+ */
+function rowAtWGSL(L: RowLayout, packed: boolean): string {
+  const body = packed
+    ? `return (((bh / u.heads) * tlen + i) * 3u * u.heads + part * u.heads + bh % u.heads) * ${L.n}u;`
+    : `return (bh * tlen + i) * ${L.n}u;`;
+  return `fn rowAt(bh: u32, i: u32, tlen: u32, part: u32) -> u32 { ${body} }`;
+}
+
 /**
  * The dot product of two rows given as part expressions. With vec4 parts the products are summed
  * as vec4 (four independent chains) and the lanes added at the end.
@@ -161,14 +179,13 @@ const minOf = (xs: string[]) => xs.reduce((e, x) => `min(${e}, ${x})`);
 
 const zeros = (L: RowLayout, xs: string[]) => xs.map((a) => `var ${a} = ${L.ty}(0.0);`).join(' ');
 
-function forwardCode(d: number, { g, rpi }: AttentionVariant): string {
+function forwardCode(d: number, { g, rpi }: AttentionVariant, packed: boolean): string {
   const L = layout(d);
   const kj = names(L, 'kj');
   const step = `{
-    let kr = kv + j;
     let kb = keyBias(b, j);
-    ${loadRow(L, 'kj', 'k', 'kr')}
-    ${loadRow(L, 'vj', 'v', 'kr')}${range(rpi).map((t) => `
+    ${loadHeadRow(L, 'kj', 'k', 'blk.bh', 'j')}
+    ${loadHeadRow(L, 'vj', 'v', 'blk.bh', 'j')}${range(rpi).map((t) => `
     {
       let s = score(${dotRows(L, names(L, `q${t}_`), kj)}, i${t}, j, kb);
       let mNew = max(m${t}, s);
@@ -187,12 +204,12 @@ function forwardCode(d: number, { g, rpi }: AttentionVariant): string {
 @group(0) @binding(5) var<storage, read_write> out: array<${L.ty}>;
 @group(0) @binding(6) var<storage, read_write> lse: array<f32>;
 ${COMMON_WGSL}
+${rowAtWGSL(L, packed)}
 ${MAIN(g)}
   let blk = blockOf(g);
   let b = blk.bh / u.heads;
-  let kv = blk.bh * u.tk;
   ${rowsHeld(rpi, 'i', 'r', 'u.tq')}
-  ${range(rpi).map((t) => loadRow(L, `q${t}_`, 'q', `r${t}`)).join('\n  ')}
+  ${range(rpi).map((t) => loadHeadRow(L, `q${t}_`, 'q', 'blk.bh', `i${t}`)).join('\n  ')}
   ${range(rpi).map((t) => zeros(L, names(L, `acc${t}_`))).join('\n  ')}
   // Online softmax: m is the running max, l the sum of exp(s - m); acc is rescaled when m grows.
   ${range(rpi).map((t) => `var m${t} = ${LOWEST_F32}; var l${t} = 0.0;`).join(' ')}
@@ -226,15 +243,14 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec
 }
 
 /** Per query row: dq = scale · Σ_j p_ij (dout_i·v_j − dsum_i) k_j. */
-function dqCode(d: number, { g, rpi }: AttentionVariant): string {
+function dqCode(d: number, { g, rpi }: AttentionVariant, packed: boolean): string {
   const L = layout(d);
   const kj = names(L, 'kj');
   const vj = names(L, 'vj');
   const step = `{
-    let kr = kv + j;
     let kb = keyBias(b, j);
-    ${loadRow(L, 'kj', 'k', 'kr')}
-    ${loadRow(L, 'vj', 'v', 'kr')}${range(rpi).map((t) => `
+    ${loadHeadRow(L, 'kj', 'k', 'blk.bh', 'j')}
+    ${loadHeadRow(L, 'vj', 'v', 'blk.bh', 'j')}${range(rpi).map((t) => `
     {
       let p = exp(score(${dotRows(L, names(L, `q${t}_`), kj)}, i${t}, j, kb) - st${t}.x);
       let ds = p * (${dotRows(L, names(L, `g${t}_`), vj)} - st${t}.y);
@@ -250,12 +266,12 @@ function dqCode(d: number, { g, rpi }: AttentionVariant): string {
 @group(0) @binding(6) var<storage, read> dout: array<${L.ty}>;
 @group(0) @binding(7) var<storage, read_write> dq: array<${L.ty}>;
 ${COMMON_WGSL}
+${rowAtWGSL(L, packed)}
 ${MAIN(g)}
   let blk = blockOf(g);
   let b = blk.bh / u.heads;
-  let kv = blk.bh * u.tk;
   ${rowsHeld(rpi, 'i', 'r', 'u.tq')}
-  ${range(rpi).map((t) => `let st${t} = stats[r${t}]; ${loadRow(L, `q${t}_`, 'q', `r${t}`)} ${loadRow(L, `g${t}_`, 'dout', `r${t}`)}`).join('\n  ')}
+  ${range(rpi).map((t) => `let st${t} = stats[r${t}]; ${loadHeadRow(L, `q${t}_`, 'q', 'blk.bh', `i${t}`)} ${loadRow(L, `g${t}_`, 'dout', `r${t}`)}`).join('\n  ')}
   ${range(rpi).map((t) => zeros(L, names(L, `acc${t}_`))).join('\n  ')}
   let jEnd = visibleKeys(min(blk.first + BLOCK, u.tq));
   for (var j = 0u; j < jEnd; j++) ${step}
@@ -267,14 +283,14 @@ ${MAIN(g)}
 }
 
 /** Per key row: dv = Σ_i p_ij dout_i; dk = scale · Σ_i p_ij (dout_i·v_j − dsum_i) q_i. */
-function dkvCode(d: number, { g, rpi }: AttentionVariant): string {
+function dkvCode(d: number, { g, rpi }: AttentionVariant, packed: boolean): string {
   const L = layout(d);
   const qi = names(L, 'qi');
   const gi = names(L, 'gi');
   const step = `{
     let r = blk.bh * u.tq + i;
     let st = stats[r];
-    ${loadRow(L, 'qi', 'q', 'r')}
+    ${loadHeadRow(L, 'qi', 'q', 'blk.bh', 'i')}
     ${loadRow(L, 'gi', 'dout', 'r')}${range(rpi).map((t) => `
     {
       let p = exp(score(${dotRows(L, qi, names(L, `k${t}_`))}, i, j${t}, bias${t}) - st.x);
@@ -293,11 +309,12 @@ function dkvCode(d: number, { g, rpi }: AttentionVariant): string {
 @group(0) @binding(7) var<storage, read_write> dk: array<${L.ty}>;
 @group(0) @binding(8) var<storage, read_write> dv: array<${L.ty}>;
 ${COMMON_WGSL}
+${rowAtWGSL(L, packed)}
 ${MAIN(g)}
   let blk = blockOf(g);
   let b = blk.bh / u.heads;
   ${rowsHeld(rpi, 'j', 'kr', 'u.tk')}
-  ${range(rpi).map((t) => `let bias${t} = keyBias(b, j${t}); ${loadRow(L, `k${t}_`, 'k', `kr${t}`)} ${loadRow(L, `v${t}_`, 'v', `kr${t}`)}`).join('\n  ')}
+  ${range(rpi).map((t) => `let bias${t} = keyBias(b, j${t}); ${loadHeadRow(L, `k${t}_`, 'k', 'blk.bh', `j${t}`)} ${loadHeadRow(L, `v${t}_`, 'v', 'blk.bh', `j${t}`)}`).join('\n  ')}
   ${range(rpi).map((t) => `${zeros(L, names(L, `dk${t}_`))} ${zeros(L, names(L, `dv${t}_`))}`).join('\n  ')}
   // Queries before iStart see none of this block's keys: only rows that kept no key (lse near −1e9)
   // give them weight. A scan (one load per query, uniform across the workgroup) finds those.
@@ -334,18 +351,20 @@ function grid(n: number): [number, number, number] {
 
 const codes = new Map<string, string>();
 
-/** A kernel's source, built once per (kind, d, variant): the unrolled builders are costly per dispatch. */
-function code(kind: string, d: number, v: AttentionVariant, build: () => string): string {
-  const key = `${kind}|${d}|${v.g}|${v.rpi}`;
+/** A kernel's source, built once per (kind, d, variant, layout): the unrolled builders are costly per dispatch. */
+function code(kind: string, d: number, v: AttentionVariant, build: () => string, packed = false): string {
+  const key = `${kind}|${d}|${v.g}|${v.rpi}|${packed}`;
   let c = codes.get(key);
   if (c === undefined) codes.set(key, (c = build()));
   return c;
 }
 
-/** Storage [q, k, v, mask (or q): read; out, lse: read_write]. */
+const packed = (p: AttentionParams) => (p.packedQKV ? ',packed' : '');
+
+/** Storage [q, k, v, mask (or q): read; out, lse: read_write]; with p.packedQKV q, k and v are one buffer. */
 export function attentionLaunch(p: AttentionParams, hasMask: boolean, v: AttentionVariant = ATTENTION_VARIANT): Launch {
   return {
-    kernel: { name: `attention[d=${p.d},g=${v.g},rpi=${v.rpi}]`, code: code('fwd', p.d, v, () => forwardCode(p.d, v)), storage: ['read', 'read', 'read', 'read', 'read_write', 'read_write'] },
+    kernel: { name: `attention[d=${p.d},g=${v.g},rpi=${v.rpi}${packed(p)}]`, code: code('fwd', p.d, v, () => forwardCode(p.d, v, !!p.packedQKV), !!p.packedQKV), storage: ['read', 'read', 'read', 'read', 'read_write', 'read_write'] },
     ...blocked(p, p.tq, hasMask, v.g * v.rpi),
   };
 }
@@ -366,11 +385,11 @@ export function attentionBackwardLaunches(p: AttentionParams, hasMask: boolean, 
       workgroups: grid(statsGroups),
     },
     dq: {
-      kernel: { name: `attentionBackward[dq,d=${p.d},g=${v.g},rpi=${v.rpi}]`, code: code('dq', p.d, v, () => dqCode(p.d, v)), storage: [...read6, 'read_write'] },
+      kernel: { name: `attentionBackward[dq,d=${p.d},g=${v.g},rpi=${v.rpi}${packed(p)}]`, code: code('dq', p.d, v, () => dqCode(p.d, v, !!p.packedQKV), !!p.packedQKV), storage: [...read6, 'read_write'] },
       ...blocked(p, p.tq, hasMask, v.g * v.rpi),
     },
     dkv: {
-      kernel: { name: `attentionBackward[dk,dv,d=${p.d},g=${v.g},rpi=${v.rpi}]`, code: code('dkv', p.d, v, () => dkvCode(p.d, v)), storage: [...read6, 'read_write', 'read_write'] },
+      kernel: { name: `attentionBackward[dk,dv,d=${p.d},g=${v.g},rpi=${v.rpi}${packed(p)}]`, code: code('dkv', p.d, v, () => dkvCode(p.d, v, !!p.packedQKV), !!p.packedQKV), storage: [...read6, 'read_write', 'read_write'] },
       ...blocked(p, p.tk, hasMask, v.g * v.rpi),
     },
   };

@@ -72,6 +72,12 @@ export interface AttentionParams {
   scale: number;
   /** Query i sees key j only where j − i <= tk − tq (queries aligned at the end). */
   causal: boolean;
+  /**
+   * q, k and v are one buffer, a packed self-attention projection [batch, T, 3, heads, d]
+   * (tq = tk = T): the kernels read the heads where they are, with no split copies. Gradients and
+   * outputs stay [batch, heads, T, d].
+   */
+  packedQKV?: boolean;
 }
 
 export interface MemoryStats {

@@ -1,8 +1,8 @@
 // Multi-head self-attention straight from a packed q|k|v projection: qkv [B, T, 3·d] → [B, T, d]
-// with the heads merged. Same values as attention(splitHeads(qkv)) then mergeHeads, but the head
-// split and merge are strided copies inside the op: q, k and v are read out of qkv directly (no
-// permuted intermediate, no slices) and the backward writes dq, dk and dv into one packed gradient
-// (no zero-padded slice gradients to sum). Four fewer passes over [B, T, 3d] each way.
+// with the heads merged. Same values as attention(splitHeads(qkv)) then mergeHeads, but the
+// attention kernels read q, k and v where the projection put them (AttentionParams.packedQKV: no
+// split copies, no permuted intermediate, no slices); the head merge is one strided copy, and the
+// backward writes dq, dk and dv into one packed gradient (no zero-padded slice gradients to sum).
 
 import { record } from '../autograd.js';
 import { contiguousStrides, fmtShape, ShapeError } from '../shape.js';
@@ -36,19 +36,11 @@ export function packedSelfAttention(qkv: Tensor, nHeads: number, opts: Attention
   if (!b.attention || !b.attentionBackward) return composedPackedAttention(qkv, nHeads, opts);
   const heads = [B, H, T, Dh];
   const dense = contiguousStrides(heads);
-  // Element (b, h, t, e) of part i is qkv[b, t, i·d + h·Dh + e].
-  const packed = [T * three, Dh, three, 1];
-  const parts = [0, 1, 2].map((i) => {
-    const s = b.alloc(qkv.dtype, B * T * d);
-    b.copy(qkv.storage, s, heads, packed, i * d, dense, 0);
-    return wrap(s, heads);
-  });
-  const [q, k, v] = parts;
-  const p = { batch: B, heads: H, tq: T, tk: T, d: Dh, scale: opts.scale ?? 1 / Math.sqrt(Dh), causal: opts.causal ?? false };
+  // The kernels read q, k and v where the projection put them (packedQKV): no split copies.
+  const p = { batch: B, heads: H, tq: T, tk: T, d: Dh, scale: opts.scale ?? 1 / Math.sqrt(Dh), causal: opts.causal ?? false, packedQKV: true };
   const mask = !m ? null : m.dtype === qkv.dtype ? m : wrap(m.backend.cast(m.storage, qkv.dtype), m.shape);
-  const r = b.attention(q.storage, k.storage, v.storage, mask?.storage ?? null, p);
+  const r = b.attention(qkv.storage, qkv.storage, qkv.storage, mask?.storage ?? null, p);
   if (!r) {
-    for (const t of parts) t.dispose();
     if (mask && mask !== m) mask.dispose();
     return composedPackedAttention(qkv, nHeads, opts);
   }
@@ -58,10 +50,12 @@ export function packedSelfAttention(qkv: Tensor, nHeads: number, opts: Attention
   const merged = [B, T, H, Dh];
   const y = b.alloc(qkv.dtype, B * T * d);
   b.copy(out.storage, y, merged, [H * T * Dh, Dh, T * Dh, 1], 0, contiguousStrides(merged), 0);
+  // Element (b, h, t, e) of part i is qkv[b, t, i·d + h·Dh + e].
+  const packed = [T * three, Dh, three, 1];
   return record('packedSelfAttention', wrap(y, [B, T, d]), [qkv], (g) => {
     const gHeads = b.alloc(g.dtype, g.size);
     b.copy(g.storage, gHeads, heads, [T * d, Dh, d, 1], 0, dense, 0);
-    const dd = b.attentionBackward!(q.storage, k.storage, v.storage, mask?.storage ?? null, out.storage, lse.storage, gHeads, p);
+    const dd = b.attentionBackward!(qkv.storage, qkv.storage, qkv.storage, mask?.storage ?? null, out.storage, lse.storage, gHeads, p);
     b.free(gHeads);
     const dqkv = b.alloc(qkv.dtype, qkv.size);
     [dd.dq, dd.dk, dd.dv].forEach((part, i) => {
@@ -69,5 +63,5 @@ export function packedSelfAttention(qkv: Tensor, nHeads: number, opts: Attention
       b.free(part);
     });
     return [wrap(dqkv, qkv.shape)];
-  }, mask ? [q, k, v, out, lse, mask] : [q, k, v, out, lse]);
+  }, mask ? [qkv, out, lse, mask] : [qkv, out, lse]);
 }

@@ -6,6 +6,7 @@ import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
 import { backward, cpu, gradcheck, keep, mul, sum, tensor, tidy, type Backend } from '../../../src/tensor/index.js';
 import { composedPackedAttention, packedSelfAttention } from '../../../src/tensor/ops/packedAttention.js';
+import { ATTENTION_VARIANT, ATTENTION_VARIANT_HARDWARE } from '../../../src/shaders/attention.js';
 import { values } from '../../helpers/attentionCases.js';
 import { describeGpu, gpu } from '../../helpers/webgpu.js';
 
@@ -62,21 +63,37 @@ describe('packedSelfAttention (CPU)', () => {
   });
 });
 
+/** Longer sequences (several workgroup blocks of rows) and vec4 head dims for the GPU kernels. */
+const gpuCaseArb: fc.Arbitrary<Case> = fc.record({
+  B: fc.integer({ min: 1, max: 2 }), T: fc.oneof(fc.integer({ min: 1, max: 5 }), fc.integer({ min: 30, max: 70 })), H: fc.integer({ min: 1, max: 3 }),
+  Dh: fc.constantFrom(1, 3, 4, 8, 16), causal: fc.boolean(), masked: fc.boolean(), seed: fc.integer({ min: 0, max: 10_000 }),
+});
+
 describeGpu('packedSelfAttention on WebGPU', () => {
-  it('values and qkv gradients match the CPU within 1e-5 + 1e-4·|cpu|', () => {
-    return fc.assert(fc.asyncProperty(caseArb, async (c) => {
-      const [y, grad] = tidy(() => {
-        const { qkv, w, opts } = build(c, gpu, 'f32');
-        qkv.requiresGrad = true;
-        const out = packedSelfAttention(qkv, c.H, opts);
-        backward(sum(mul(out, w)));
-        return [keep(out.detach()), keep(mul(qkv.grad!, 1))];
-      });
-      const g = [Array.from(await y.data()), Array.from(await grad.data())];
-      y.dispose();
-      grad.dispose();
-      const want = run(c, cpu, 'f32', packedSelfAttention);
-      g.forEach((xs, n) => xs.forEach((x, i) => expect(Math.abs(x - want[n][i]), `tensor ${n} at ${i}`).toBeLessThan(1e-5 + 1e-4 * Math.abs(want[n][i]))));
-    }), { numRuns: 15 });
-  });
+  // The kernels read q, k, v straight from the packed projection: checked against the CPU's
+  // composition (split heads, attention, merge), in both kernel shapes (software and GPU forms).
+  for (const variant of [ATTENTION_VARIANT, ATTENTION_VARIANT_HARDWARE]) {
+    it(`values and qkv gradients match the CPU composition within 1e-5 + 1e-4·|cpu| (${variant.g}x${variant.rpi} kernels)`, async () => {
+      const mine = gpu.attentionVariant;
+      gpu.attentionVariant = variant;
+      try {
+        await fc.assert(fc.asyncProperty(gpuCaseArb, async (c) => {
+          const [y, grad] = tidy(() => {
+            const { qkv, w, opts } = build(c, gpu, 'f32');
+            qkv.requiresGrad = true;
+            const out = packedSelfAttention(qkv, c.H, opts);
+            backward(sum(mul(out, w)));
+            return [keep(out.detach()), keep(mul(qkv.grad!, 1))];
+          });
+          const g = [Array.from(await y.data()), Array.from(await grad.data())];
+          y.dispose();
+          grad.dispose();
+          const want = run(c, cpu, 'f32', composedPackedAttention);
+          g.forEach((xs, n) => xs.forEach((x, i) => expect(Math.abs(x - want[n][i]), `tensor ${n} at ${i} ${JSON.stringify(c)}`).toBeLessThan(1e-5 + 1e-4 * Math.abs(want[n][i]))));
+        }), { numRuns: 10 });
+      } finally {
+        gpu.attentionVariant = mine;
+      }
+    });
+  }
 });

@@ -340,8 +340,28 @@ export class CpuBackend implements Backend {
     return this.wrap(logits.dtype, out);
   }
 
+  /** q, k, v as separate [batch·heads, T, d] arrays: themselves, or unpacked from a packed projection. */
+  private unpackQKV(q: Storage, k: Storage, v: Storage, p: AttentionParams): [TypedArray, TypedArray, TypedArray] {
+    if (!p.packedQKV) return [this.arr(q), this.arr(k), this.arr(v)];
+    const X = this.arr(q);
+    const { batch: B, heads: H, tq: T, d: D } = p;
+    return [0, 1, 2].map((part) => {
+      const out = arrayFor(q.dtype, B * H * T * D) as TypedArray;
+      for (let b = 0; b < B; b++) {
+        for (let h = 0; h < H; h++) {
+          for (let t = 0; t < T; t++) {
+            const src = (((b * T + t) * 3 + part) * H + h) * D;
+            const dst = ((b * H + h) * T + t) * D;
+            for (let c = 0; c < D; c++) out[dst + c] = X[src + c];
+          }
+        }
+      }
+      return out;
+    }) as [TypedArray, TypedArray, TypedArray];
+  }
+
   attention(q: Storage, k: Storage, v: Storage, keyMask: Storage | null, p: AttentionParams) {
-    const [Q, K, V] = [this.arr(q), this.arr(k), this.arr(v)];
+    const [Q, K, V] = this.unpackQKV(q, k, v, p);
     const { tq, tk, d } = p;
     const rows = p.batch * p.heads * tq;
     const out = arrayFor(q.dtype, rows * d);
@@ -365,7 +385,8 @@ export class CpuBackend implements Backend {
   }
 
   attentionBackward(q: Storage, k: Storage, v: Storage, keyMask: Storage | null, out: Storage, lse: Storage, dout: Storage, p: AttentionParams) {
-    const [Q, K, V, O, L, G] = [this.arr(q), this.arr(k), this.arr(v), this.arr(out), this.arr(lse), this.arr(dout)];
+    const [Q, K, V] = this.unpackQKV(q, k, v, p);
+    const [O, L, G] = [this.arr(out), this.arr(lse), this.arr(dout)];
     const { tq, tk, d, scale } = p;
     const rows = p.batch * p.heads * tq;
     const dq = arrayFor(q.dtype, Q.length);

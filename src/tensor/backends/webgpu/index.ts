@@ -529,16 +529,17 @@ export class WebGPUBackend implements Backend {
 
   attention(q: Storage, k: Storage, v: Storage, keyMask: Storage | null, p: AttentionParams) {
     if (q.dtype !== 'f32' || p.d > ATTENTION_MAX_D || p.d === 0) return undefined;
-    const out = this.alloc('f32', q.size);
+    const out = this.alloc('f32', p.batch * p.heads * p.tq * p.d);
     const lse = this.alloc('f32', p.batch * p.heads * p.tq);
     this.run(attentionLaunch(p, keyMask !== null, this.attentionVariant), [q, k, v, keyMask ?? q, out, lse], lse.size);
     return { out, lse };
   }
 
   attentionBackward(q: Storage, k: Storage, v: Storage, keyMask: Storage | null, out: Storage, lse: Storage, dout: Storage, p: AttentionParams) {
-    const dq = this.alloc('f32', q.size);
-    const dk = this.alloc('f32', k.size);
-    const dv = this.alloc('f32', v.size);
+    // [batch·heads, T, d] each (with a packed q|k|v input, a third of it).
+    const dq = this.alloc('f32', p.batch * p.heads * p.tq * p.d);
+    const dk = this.alloc('f32', p.batch * p.heads * p.tk * p.d);
+    const dv = this.alloc('f32', p.batch * p.heads * p.tk * p.d);
     const stats = this.alloc('f32', 2 * lse.size);
     const l = attentionBackwardLaunches(p, keyMask !== null, this.attentionVariant);
     const mask = keyMask ?? q;
