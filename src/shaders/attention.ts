@@ -71,11 +71,6 @@ function layout(d: number): RowLayout {
 /** Names name0 … name(n−1). */
 const names = (L: RowLayout, name: string) => Array.from({ length: L.n }, (_, c) => `${name}${c}`);
 
-/** `let name_c = buf[row * n + c];` for every part of a row. */
-function loadRow(L: RowLayout, name: string, buf: string, row: string): string {
-  return names(L, name).map((x, c) => `let ${x} = ${buf}[${row} * ${L.n}u + ${c}u];`).join(' ');
-}
-
 /** Row i of head bh of q (part 0), k (1) or v (2), wherever the layout puts it (see rowAtWGSL). */
 function loadHeadRow(L: RowLayout, name: string, buf: 'q' | 'k' | 'v', bh: string, i: string): string {
   const [tlen, part] = buf === 'q' ? ['u.tq', 0] : ['u.tk', buf === 'k' ? 1 : 2];
@@ -91,7 +86,17 @@ function rowAtWGSL(L: RowLayout, packed: boolean): string {
   const body = packed
     ? `return (((bh / u.heads) * tlen + i) * 3u * u.heads + part * u.heads + bh % u.heads) * ${L.n}u;`
     : `return (bh * tlen + i) * ${L.n}u;`;
-  return `fn rowAt(bh: u32, i: u32, tlen: u32, part: u32) -> u32 { ${body} }`;
+  // out and dout: [batch·heads, tq, D], or with \`packed\` heads merged, [batch, tq, heads, D].
+  const outBody = packed
+    ? `return (((bh / u.heads) * u.tq + i) * u.heads + bh % u.heads) * ${L.n}u;`
+    : `return (bh * u.tq + i) * ${L.n}u;`;
+  return `fn rowAt(bh: u32, i: u32, tlen: u32, part: u32) -> u32 { ${body} }
+fn outAt(bh: u32, i: u32) -> u32 { ${outBody} }`;
+}
+
+/** Query row i of head bh of out or dout (see outAt in rowAtWGSL). */
+function loadOutRow(L: RowLayout, name: string, buf: 'out' | 'dout', bh: string, i: string): string {
+  return `let ${name}at = outAt(${bh}, ${i}); ${names(L, name).map((x, c) => `let ${x} = ${buf}[${name}at + ${c}u];`).join(' ')}`;
 }
 
 /**
@@ -219,25 +224,26 @@ ${MAIN(g)}
   // one. For the other rows held by such a lane these steps change nothing (weight exactly 0).
   let jStop = select(jEnd, u.tk, ${minOf(range(rpi).map((t) => `m${t}`))} < FULLY_MASKED);
   for (var j = jEnd; j < jStop; j++) ${step}
-  ${storeRows(rpi, 'u.tq', (t) => `lse[r${t}] = m${t} + log(l${t}); ${names(L, `acc${t}_`).map((a, c) => `${part(L, 'out', `r${t}`, c)} = ${a} / l${t};`).join(' ')}`)}
+  ${storeRows(rpi, 'u.tq', (t) => `lse[r${t}] = m${t} + log(l${t}); let o${t} = outAt(blk.bh, i${t}); ${names(L, `acc${t}_`).map((a, c) => `out[o${t} + ${c}u] = ${a} / l${t};`).join(' ')}`)}
 }`;
 }
 
 /** Per query row: stats[r] = (lse[r], dout[r]·out[r]), the softmax backward's row dot product. */
-function statsCode(d: number, g: number): string {
+function statsCode(d: number, g: number, packed: boolean): string {
   const L = layout(d);
   return `${HEADER(L, g)}
 @group(0) @binding(1) var<storage, read> out: array<${L.ty}>;
 @group(0) @binding(2) var<storage, read> dout: array<${L.ty}>;
 @group(0) @binding(3) var<storage, read> lse: array<f32>;
 @group(0) @binding(4) var<storage, read_write> stats: array<vec2<f32>>;
+${rowAtWGSL(L, packed)}
 @compute @workgroup_size(${g})
 fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>, @builtin(local_invocation_index) lid: u32) {
   // A plain 1-D grid: here u.groups counts rows.
   let r = (wid.y * nwg.x + wid.x) * G + lid;
   if (r >= u.groups) { return; }
-  ${loadRow(L, 'o', 'out', 'r')}
-  ${loadRow(L, 'g', 'dout', 'r')}
+  ${loadOutRow(L, 'o', 'out', 'r / u.tq', 'r % u.tq')}
+  ${loadOutRow(L, 'g', 'dout', 'r / u.tq', 'r % u.tq')}
   stats[r] = vec2<f32>(lse[r], ${dotRows(L, names(L, 'g'), names(L, 'o'))});
 }`;
 }
@@ -271,7 +277,7 @@ ${MAIN(g)}
   let blk = blockOf(g);
   let b = blk.bh / u.heads;
   ${rowsHeld(rpi, 'i', 'r', 'u.tq')}
-  ${range(rpi).map((t) => `let st${t} = stats[r${t}]; ${loadHeadRow(L, `q${t}_`, 'q', 'blk.bh', `i${t}`)} ${loadRow(L, `g${t}_`, 'dout', `r${t}`)}`).join('\n  ')}
+  ${range(rpi).map((t) => `let st${t} = stats[r${t}]; ${loadHeadRow(L, `q${t}_`, 'q', 'blk.bh', `i${t}`)} ${loadOutRow(L, `g${t}_`, 'dout', 'blk.bh', `i${t}`)}`).join('\n  ')}
   ${range(rpi).map((t) => zeros(L, names(L, `acc${t}_`))).join('\n  ')}
   let jEnd = visibleKeys(min(blk.first + BLOCK, u.tq));
   for (var j = 0u; j < jEnd; j++) ${step}
@@ -291,7 +297,7 @@ function dkvCode(d: number, { g, rpi }: AttentionVariant, packed: boolean): stri
     let r = blk.bh * u.tq + i;
     let st = stats[r];
     ${loadHeadRow(L, 'qi', 'q', 'blk.bh', 'i')}
-    ${loadRow(L, 'gi', 'dout', 'r')}${range(rpi).map((t) => `
+    ${loadOutRow(L, 'gi', 'dout', 'blk.bh', 'i')}${range(rpi).map((t) => `
     {
       let p = exp(score(${dotRows(L, qi, names(L, `k${t}_`))}, i, j${t}, bias${t}) - st.x);
       let ds = p * (${dotRows(L, gi, names(L, `v${t}_`))} - st.y);
@@ -380,7 +386,7 @@ export function attentionBackwardLaunches(p: AttentionParams, hasMask: boolean, 
   const statsGroups = Math.ceil(qRows / 64);
   return {
     stats: {
-      kernel: { name: `attentionBackward[stats,d=${p.d}]`, code: code('stats', p.d, { g: 64, rpi: 1 }, () => statsCode(p.d, 64)), storage: ['read', 'read', 'read', 'read_write'] },
+      kernel: { name: `attentionBackward[stats,d=${p.d}${packed(p)}]`, code: code('stats', p.d, { g: 64, rpi: 1 }, () => statsCode(p.d, 64, !!p.packedQKV), !!p.packedQKV), storage: ['read', 'read', 'read', 'read_write'] },
       uniforms: uniforms(p, qRows, 1, hasMask),
       workgroups: grid(statsGroups),
     },

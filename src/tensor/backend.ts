@@ -73,9 +73,10 @@ export interface AttentionParams {
   /** Query i sees key j only where j − i <= tk − tq (queries aligned at the end). */
   causal: boolean;
   /**
-   * q, k and v are one buffer, a packed self-attention projection [batch, T, 3, heads, d]
-   * (tq = tk = T): the kernels read the heads where they are, with no split copies. Gradients and
-   * outputs stay [batch, heads, T, d].
+   * The packed self-attention layout (tq = tk = T): q, k and v are one buffer, the projection
+   * [batch, T, 3, heads, d], and out (forward) and dout (backward) have the heads merged,
+   * [batch, T, heads, d]; the kernels read and write them in place, with no split or merge copies.
+   * dq, dk and dv stay [batch, heads, T, d].
    */
   packedQKV?: boolean;
 }

@@ -1,8 +1,8 @@
 // Multi-head self-attention straight from a packed q|k|v projection: qkv [B, T, 3·d] → [B, T, d]
 // with the heads merged. Same values as attention(splitHeads(qkv)) then mergeHeads, but the
-// attention kernels read q, k and v where the projection put them (AttentionParams.packedQKV: no
-// split copies, no permuted intermediate, no slices); the head merge is one strided copy, and the
-// backward writes dq, dk and dv into one packed gradient (no zero-padded slice gradients to sum).
+// attention kernels read q, k and v where the projection put them and write the output with its
+// heads merged (AttentionParams.packedQKV: no split or merge copies, no permuted intermediate, no
+// slices); the backward writes dq, dk and dv into one packed gradient (no zero-padded slices).
 
 import { record } from '../autograd.js';
 import { contiguousStrides, fmtShape, ShapeError } from '../shape.js';
@@ -44,24 +44,19 @@ export function packedSelfAttention(qkv: Tensor, nHeads: number, opts: Attention
     if (mask && mask !== m) mask.dispose();
     return composedPackedAttention(qkv, nHeads, opts);
   }
-  const out = wrap(r.out, heads);
+  // The kernels write the output with its heads merged, [B, T, d], and read the backward's
+  // gradient in that layout too: no merge or split copies.
+  const y = wrap(r.out, [B, T, d]);
   const lse = wrap(r.lse, [B * H * T]);
-  // Merged: y[b, t, h·Dh + e] = out[b, h, t, e].
-  const merged = [B, T, H, Dh];
-  const y = b.alloc(qkv.dtype, B * T * d);
-  b.copy(out.storage, y, merged, [H * T * Dh, Dh, T * Dh, 1], 0, contiguousStrides(merged), 0);
   // Element (b, h, t, e) of part i is qkv[b, t, i·d + h·Dh + e].
   const packed = [T * three, Dh, three, 1];
-  return record('packedSelfAttention', wrap(y, [B, T, d]), [qkv], (g) => {
-    const gHeads = b.alloc(g.dtype, g.size);
-    b.copy(g.storage, gHeads, heads, [T * d, Dh, d, 1], 0, dense, 0);
-    const dd = b.attentionBackward!(qkv.storage, qkv.storage, qkv.storage, mask?.storage ?? null, out.storage, lse.storage, gHeads, p);
-    b.free(gHeads);
+  return record('packedSelfAttention', y, [qkv], (g) => {
+    const dd = b.attentionBackward!(qkv.storage, qkv.storage, qkv.storage, mask?.storage ?? null, y.storage, lse.storage, g.storage, p);
     const dqkv = b.alloc(qkv.dtype, qkv.size);
     [dd.dq, dd.dk, dd.dv].forEach((part, i) => {
       b.copy(part, dqkv, heads, dense, 0, packed, i * d);
       b.free(part);
     });
     return [wrap(dqkv, qkv.shape)];
-  }, mask ? [qkv, out, lse, mask] : [qkv, out, lse]);
+  }, mask ? [qkv, y, lse, mask] : [qkv, y, lse]);
 }

@@ -360,6 +360,28 @@ export class CpuBackend implements Backend {
     }) as [TypedArray, TypedArray, TypedArray];
   }
 
+  /**
+   * [batch, heads, T, d] ↔ [batch, T, heads, d] (the packed layout's out and dout): toMerged moves
+   * heads-major rows to merged, else back.
+   */
+  private swapHeads(x: TypedArray, dtype: DType, p: AttentionParams, toMerged: boolean): TypedArray {
+    const { batch: B, heads: H, tq: T, d: D } = p;
+    const out = arrayFor(dtype, x.length) as TypedArray;
+    for (let b = 0; b < B; b++) {
+      for (let h = 0; h < H; h++) {
+        for (let t = 0; t < T; t++) {
+          const hm = ((b * H + h) * T + t) * D;
+          const mg = ((b * T + t) * H + h) * D;
+          for (let c = 0; c < D; c++) {
+            if (toMerged) out[mg + c] = x[hm + c];
+            else out[hm + c] = x[mg + c];
+          }
+        }
+      }
+    }
+    return out;
+  }
+
   attention(q: Storage, k: Storage, v: Storage, keyMask: Storage | null, p: AttentionParams) {
     const [Q, K, V] = this.unpackQKV(q, k, v, p);
     const { tq, tk, d } = p;
@@ -381,12 +403,14 @@ export class CpuBackend implements Backend {
         for (let c = 0; c < d; c++) out[r * d + c] += pj * V[vBase + j * d + c];
       }
     }
-    return { out: this.wrap(q.dtype, out), lse: this.wrap(q.dtype, lse) };
+    return { out: this.wrap(q.dtype, p.packedQKV ? this.swapHeads(out, q.dtype, p, true) : out), lse: this.wrap(q.dtype, lse) };
   }
 
   attentionBackward(q: Storage, k: Storage, v: Storage, keyMask: Storage | null, out: Storage, lse: Storage, dout: Storage, p: AttentionParams) {
     const [Q, K, V] = this.unpackQKV(q, k, v, p);
-    const [O, L, G] = [this.arr(out), this.arr(lse), this.arr(dout)];
+    const [O, L, G] = p.packedQKV
+      ? [this.swapHeads(this.arr(out), out.dtype, p, false), this.arr(lse), this.swapHeads(this.arr(dout), dout.dtype, p, false)]
+      : [this.arr(out), this.arr(lse), this.arr(dout)];
     const { tq, tk, d, scale } = p;
     const rows = p.batch * p.heads * tq;
     const dq = arrayFor(q.dtype, Q.length);
