@@ -37,6 +37,21 @@ export function parseTorch(text: string): Record<string, number> {
   return out;
 }
 
+interface CeilingRow { name: string; gbps?: number; fraction_of_copy?: number; fraction_of_shader_copy?: number }
+
+/**
+ * Each memory-bound row's rate over the run's vec4 WGSL copy, derived from the rows (runs of
+ * gpuCeilings.ts before it reported this named the driver-copy ratio fraction_of_copy instead;
+ * that ratio is dropped: the driver copy is a row of its own).
+ */
+export function withShaderCopyFractions(rows: CeilingRow[]): CeilingRow[] {
+  const ref = rows.find((r) => r.name === 'wgsl_copy_vec4')?.gbps;
+  return rows.map(({ fraction_of_copy: _driverRatio, ...r }) => {
+    const copy = r.name === 'driver_copy' || r.name === 'wgsl_copy_vec4';
+    return ref && r.gbps !== undefined && !copy ? { ...r, fraction_of_shader_copy: r.gbps / ref } : r;
+  });
+}
+
 function main(): void {
   const { values } = parseArgs({
     options: {
@@ -60,7 +75,7 @@ function main(): void {
     peak_tflops: first.peak_tflops,
     peak_gbps: first.peak_gbps,
     torch_reference: values.torch ? parseTorch(read(values.torch)!) : undefined,
-    ceilings: runs.map((r) => ({ date: r.date, rows: r.rows })),
+    ceilings: runs.map((r) => ({ date: r.date, rows: withShaderCopyFractions(r.rows as CeilingRow[]) })),
     matmul_variants: values.ab ? parseAbLog(read(values.ab)!) : undefined,
     matmul_variants_without_robustness: values['ab-norobust'] ? parseAbLog(read(values['ab-norobust'])!) : undefined,
   };

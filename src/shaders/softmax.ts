@@ -48,43 +48,6 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec
 }
 `;
 
-// The workgroup form for rows of a multiple of 4 columns: x and out bound as vec4 (a quarter of
-// the load instructions; on a GPU scalar loads kept a row kernel near 1.8 TB/s where a vec4 copy
-// streams 2.3-2.5), the same online statistics one vec4 at a time.
-const SOFTMAX_VEC4_WGSL = /* wgsl */ `
-struct Uniforms { rows: u32, cols: u32, log: u32, nanBits: u32 }
-@group(0) @binding(0) var<uniform> u: Uniforms;
-@group(0) @binding(1) var<storage, read> x: array<vec4<f32>>;
-@group(0) @binding(2) var<storage, read_write> out: array<vec4<f32>>;
-${ROW_REDUCE_WGSL}
-@compute @workgroup_size(WG)
-fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>,
-        @builtin(local_invocation_index) lid: u32) {
-  let row = ${ROW_INDEX_WGSL};
-  if (row >= u.rows) { return; } // uniform across the workgroup
-  let n4 = u.cols / 4u;
-  let base = row * n4;
-  var ms = vec2<f32>(${LOWEST_F32}, 0.0);
-  var c = lid;
-  for (; c + WG < n4; c = c + 2u * WG) {
-    let v0 = x[base + c];
-    let v1 = x[base + c + WG];
-    ms = onlineMaxSum4(onlineMaxSum4(ms, v0), v1);
-  }
-  for (; c < n4; c = c + WG) { ms = onlineMaxSum4(ms, x[base + c]); }
-  ms = workgroupMaxSum(ms, lid);
-  let logSum = log(ms.y);
-  let invSum = 1.0 / ms.y;
-  let allMasked = ms.y == 0.0;
-  for (c = lid; c < n4; c = c + WG) {
-    let v = x[base + c] - vec4<f32>(ms.x);
-    var y = select(exp(v) * invSum, v - vec4<f32>(logSum), u.log != 0u);
-    if (allMasked) { y = vec4<f32>(bitcast<f32>(u.nanBits)); }
-    out[base + c] = y;
-  }
-}
-`;
-
 // One invocation per row: the same arithmetic as above, with the whole row in one lane.
 const SOFTMAX_ROW_WGSL = /* wgsl */ `
 struct Uniforms { rows: u32, cols: u32, log: u32, nanBits: u32 }
@@ -157,16 +120,11 @@ ${ROW_PER_INVOCATION_MAIN_WGSL}
 }
 `;
 
-/**
- * (log-)softmax of each row; storage [x: read, out: read_write]. The workgroup form reads rows as
- * vec4 when cols is a multiple of 4 (buffers from the pool are, like every binding, multiples of 16 bytes).
- */
+/** (log-)softmax of each row; storage [x: read, out: read_write]. */
 export function softmaxLaunch(rows: number, cols: number, log: boolean, form: RowForm = 'workgroup'): Launch {
   const row = form === 'invocation';
-  const vec4 = !row && cols % 4 === 0;
-  const [name, code] = row ? ['softmax[row]', SOFTMAX_ROW_WGSL] : vec4 ? ['softmax[vec4]', SOFTMAX_VEC4_WGSL] : ['softmax', SOFTMAX_WGSL];
   return {
-    kernel: { name, code, storage: ['read', 'read_write'] },
+    kernel: { name: row ? 'softmax[row]' : 'softmax', code: row ? SOFTMAX_ROW_WGSL : SOFTMAX_WGSL, storage: ['read', 'read_write'] },
     uniforms: packUniforms([['u32', rows], ['u32', cols], ['u32', log ? 1 : 0], ['u32', NAN_BITS]]),
     workgroups: rowFormGrid(rows, form),
   };

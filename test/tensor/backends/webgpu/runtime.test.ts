@@ -98,7 +98,7 @@ describeGpu('webgpu runtime', () => {
     pool.releasePool();
   });
 
-  it('cached bind groups follow buffer reuse and survive releasePool (fresh buffers, no stale groups)', async () => {
+  it('cached bind groups are keyed by their buffers: ops on reused pooled buffers, and on fresh ones after releasePool, compute the right values', async () => {
     const prev = getBackend();
     setBackend(gpu);
     try {
