@@ -1,11 +1,13 @@
 // The GANPO adversarial losses (GANPO.md §5): relativistic-average "quad" critic losses with six
 // running means of the critic scores, and the generator (policy) loss. Scores stay one stacked
-// tensor [critic, input, B] and every loss is a few whole-tensor ops: gathering the (score, mean,
-// sign) triples of all terms at once costs a handful of dispatches where a term-by-term
-// composition cost dozens.
+// tensor [critic, input, B]; every loss, the running-mean update and the accuracy are one fused
+// kernel each (adversarialKernels.ts), where a term-by-term composition cost dozens of dispatches.
 
 import type { Tensor } from '../tensor/index.js';
-import { add, concat, gt, indexSelect, keep, mean, mul, noGrad, reshape, slice, softplus, sub, tensor } from '../tensor/index.js';
+import { concat, keep, noGrad, reshape, slice, tensor, zeros } from '../tensor/index.js';
+import { accuracyKernel, fusedCriticLosses, fusedGeneratorLoss, runningMeansKernel } from './adversarialKernels.js';
+
+export { TERMS } from './adversarialKernels.js';
 
 /**
  * Critic scores of one step as one tensor [2, 3, B]: critic (Dc, Dr) × input (the critic's own
@@ -47,15 +49,21 @@ export const RUNNING_MEAN_NAMES = ['m_a', 'm_b', 'm_c', "m_a'", "m_b'", "m_c'"] 
  */
 export class RunningMeans {
   value: Tensor | null = null;
+  private readonly blend: ReturnType<typeof runningMeansKernel>;
+  // The first update: μ = 0 against zeros gives the batch means exactly.
+  private readonly start = runningMeansKernel(0);
 
   constructor(readonly momentum = 0.9) {
     if (!(momentum >= 0 && momentum < 1)) throw new Error(`running means: momentum must be in [0, 1), got ${momentum}`);
+    this.blend = runningMeansKernel(momentum);
   }
 
+  /** Blends in the batch means of scores [2, 3, B] (one kernel; no gradient flows into the means). */
   update(scores: StackedScores): void {
     noGrad(() => {
-      const batch = reshape(mean(scores, 2), [6]);
-      const next = this.value ? add(mul(this.value, this.momentum), mul(batch, 1 - this.momentum)) : batch;
+      const next = this.value
+        ? this.blend(scores, this.value)[0]
+        : this.start(scores, zeros([6], { backend: scores.backend, dtype: scores.dtype }))[0];
       this.setValue(keep(next));
     });
   }
@@ -85,32 +93,13 @@ export class RunningMeans {
 }
 
 /**
- * Each critic's loss terms as (input j, mean i, sign σ), the term being batch-mean softplus(σ·(s[k, j]
- * − m[k, i])) with m[k] the critic's three running means. Dc: ref-chosen above m_a, policy below
- * m_b (the RaGAN real/fake pair), policy above m_c, ref-rejected below m_a (the contrastive pair);
- * Dr the same with the roles of the references swapped.
- */
-const TERMS: readonly (readonly [number, number, number])[][] = [
-  [[1, 0, -1], [0, 1, 1], [0, 2, -1], [2, 0, 1]],
-  [[2, 0, -1], [0, 2, 1], [0, 1, -1], [1, 0, 1]],
-];
-
-/**
  * Critic losses [L_Dc, L_Dr] for stacked scores computed on detached states, with means [6]. Dc
  * learns ref-chosen ≻ policy-chosen ≻ ref-rejected; Dr learns ref-rejected ≻ policy-rejected ≻
- * ref-chosen. Each is the mean of its four terms (¼ of the sum), or without the contrastive pair
- * of the first two (½ of the sum).
+ * ref-chosen. Each is the mean of its four terms (TERMS), or without the contrastive pair of the
+ * first two. One kernel forward, one backward (gradients for the scores and the means).
  */
 export function criticLosses(scores: StackedScores, means: Tensor, contrastive = true): Tensor {
-  const B = scores.shape[2];
-  const terms = TERMS.map((t, k) => t.slice(0, contrastive ? 4 : 2).map(([j, i, sign]) => [3 * k + j, 3 * k + i, sign]));
-  const n = terms.flat().length;
-  const opts = { backend: scores.backend };
-  const col = (f: (t: number[]) => number, dtype: 'i32' | 'f32' | 'f64') => tensor(terms.flat().map(f), [n], { ...opts, dtype });
-  const s = indexSelect(reshape(scores, [6, B]), 0, col((t) => t[0], 'i32'));
-  const m = reshape(indexSelect(means, 0, col((t) => t[1], 'i32')), [n, 1]);
-  const z = mul(sub(s, m), reshape(col((t) => t[2], scores.dtype as 'f32' | 'f64'), [n, 1]));
-  return mean(reshape(mean(softplus(z), 1), [2, n / 2]), 1);
+  return (contrastive ? fusedCriticLosses.contrastive : fusedCriticLosses.pair)(scores, means);
 }
 
 /**
@@ -118,8 +107,7 @@ export function criticLosses(scores: StackedScores, means: Tensor, contrastive =
  * the policy's chosen rows, Dr's on its rejected rows): the mean over both rows of sp(m − score).
  */
 export function generatorLoss(scores: Tensor, means: Tensor): Tensor {
-  const m = reshape(indexSelect(means, 0, tensor([1, 5], [2], { backend: scores.backend, dtype: 'i32' })), [2, 1]);
-  return mean(softplus(sub(m, scores)));
+  return fusedGeneratorLoss(scores, means);
 }
 
 /**
@@ -128,9 +116,5 @@ export function generatorLoss(scores: Tensor, means: Tensor): Tensor {
  * averaged over the two critics.
  */
 export function criticAccuracy(scores: StackedScores): Tensor {
-  return noGrad(() => {
-    const flat = reshape(scores, [6, scores.shape[2]]);
-    const rows = (r: number[]) => indexSelect(flat, 0, tensor(r, [2], { backend: scores.backend, dtype: 'i32' }));
-    return mean(gt(rows([1, 5]), rows([0, 3])));
-  });
+  return accuracyKernel(scores)[0];
 }

@@ -122,7 +122,8 @@ HELPERS.geluTanhGrad = `fn geluTanhGrad(x: f32) -> f32 {
   return 0.5 * (1.0 + t) + 0.5 * x * (1.0 - t * t) * 0.7978845608028654 * (1.0 + 3.0 * 0.044715 * x * x);
 }`;
 
-function helpers(names: readonly string[]): string {
+/** The WGSL of the named f32 helpers (softplus, sigmoid, erf, tanhSafe, ...) and their dependencies, for kernels outside this file. */
+export function wgslHelpers(names: readonly string[]): string {
   const out: string[] = [];
   const add = (n: string): void => {
     for (const d of HELPER_DEPS[n] ?? []) add(d);
@@ -151,7 +152,7 @@ function buildUnary(op: UnaryOp, dtype: GpuDType, vec4: boolean): Kernel {
   const code = `${uniformHeader('n: u32, p0: f32, p1: f32, pad: u32')}
 @group(0) @binding(1) var<storage, read> xs: array<${elem}>;
 @group(0) @binding(2) var<storage, read_write> out: array<${elem}>;
-${helpers(deps)}
+${wgslHelpers(deps)}
 fn f(x: f32) -> ${dtype} { return ${dtype}(${expr}); }
 ${vec4 ? `fn f4(v: vec4<${dtype}>) -> vec4<${dtype}> { return vec4<${dtype}>(f(f32(v.x)), f(f32(v.y)), f(f32(v.z)), f(f32(v.w))); }` : ''}
 ${unrolledMain((i, t) => (vec4 ? `let x${t} = xs[${i}];` : `let x${t} = f32(xs[${i}]);`), (i, t) => `out[${i}] = ${vec4 ? 'f4' : 'f'}(x${t});`)}`;
@@ -205,7 +206,7 @@ function buildBinary(op: BinaryOp, dtype: GpuDType, rank: number, exact: boolean
 @group(0) @binding(1) var<storage, read> as_: array<${dtype}>;
 @group(0) @binding(2) var<storage, read> bs: array<${dtype}>;
 @group(0) @binding(3) var<storage, read_write> out: array<${dtype}>;
-${helpers(deps)}
+${wgslHelpers(deps)}
 ${offsetsWGSL(['sa', 'sb'], exact, rank)}
 fn f(a: ${dtype}, b: ${dtype}) -> ${dtype} { return ${expr}; }
 ${unrolledMain((i, t) => `let o${t} = offsets(${i}); let a${t} = as_[o${t}.x]; let b${t} = bs[o${t}.y];`, (i, t) => `out[${i}] = f(a${t}, b${t});`)}`;
