@@ -8,7 +8,7 @@ import { makeSchedule, type Schedule } from '../nn/schedules.js';
 import { arrayToTensor, saveCheckpoint, withPrefix, type LoadedCheckpoint } from '../nn/checkpoint.js';
 import { copyInto } from '../nn/module.js';
 import {
-  add, backward, closeScope, concat, defaultGenerator, eq, keep, mean, mul, noGrad, openScope, setDefaultGenerator, slice, sqrt, stack, sum, sumOfSquares, tensor, tidy,
+  add, backward, closeScope, concat, defaultGenerator, eq, keep, mean, mul, noGrad, openScope, setDefaultGenerator, slice, stack, sum, sumOfSquares, tensor, tidy,
   type Backend, type Tensor,
 } from '../tensor/index.js';
 import { Generator, type GeneratorState } from '../tensor/random/philox.js';
@@ -62,14 +62,6 @@ export class NonFiniteError extends Error {
 const BASE_METRICS = ['loss', 'rewards/chosen', 'rewards/rejected', 'rewards/accuracies', 'rewards/margins', 'logps/chosen', 'logps/rejected', 'base_loss'] as const;
 const GANPO_METRICS = ['ganpo/generator_loss'] as const;
 const CRITIC_METRICS = ['ganpo/critic_loss_chosen', 'ganpo/critic_loss_rejected', 'ganpo/critic_accuracy'] as const;
-
-/** Global L2 norm of the gradients (a scalar tensor; nothing read back). */
-function gradNorm(params: readonly Tensor[]): Tensor {
-  return noGrad(() => {
-    const grads = params.flatMap((p) => (p.grad ? [p.grad] : []));
-    return grads.length ? sqrt(sumOfSquares(grads)) : tensor([0], [], { backend: params[0].backend });
-  });
-}
 
 function allFinite(xs: ArrayLike<number>): boolean {
   for (let i = 0; i < xs.length; i++) if (!Number.isFinite(xs[i])) return false;
@@ -179,36 +171,36 @@ export class PreferenceTrainer {
   }
 
   /**
-   * Critic update(s) at the accumulation boundary; a non-finite critic step (losses or gradient
-   * norm) is skipped rather than applied. One update (the default) is gated on the device: the
+   * Critic update(s) at the accumulation boundary; a non-finite critic step (losses, accuracy or
+   * gradient) is skipped rather than applied. One update (the default) is gated on the device: the
    * AdamW kernels run only if the check passed, and the gate is read back with the step's other
    * scalars (no mid-step readback; the caller reverts the step counts of a skipped update). Several
    * updates per step read each check back before the next forward. Returns the skipped count so
    * far and the gate to read back, if any.
    */
-  private async criticUpdates(reg: GanpoRegularizer, criticVec: Tensor, batch: PairBatch, idx: readonly number[], updates: number): Promise<{ skipped: number; gate: Tensor | null }> {
+  private async criticUpdates(reg: GanpoRegularizer, scored: readonly Tensor[], batch: PairBatch, idx: readonly number[], updates: number): Promise<{ skipped: number; gate: Tensor | null }> {
+    const gateOf = (values: readonly Tensor[]) => finiteGate([...reg.namedParameters().flatMap(([, p]) => (p.grad ? [p.grad] : [])), ...values]);
     if (updates === 1) {
-      const gate = noGrad(() => tidy(() => {
-        const check = stackFlat([gradNorm(reg.namedParameters().map(([, p]) => p)), criticVec]);
-        // Σ 0·x is 0 when every x is finite and NaN otherwise.
-        return keep(eq(sum(mul(check, 0)), 0));
-      }));
+      const gate = keep(gateOf(scored));
       reg.criticStep(gate);
       return { skipped: 0, gate };
     }
     let skipped = 0;
     for (let k = 0; k < updates; k++) {
+      let values = scored;
       if (k > 0) {
         // Further updates in the same step re-score the same batch with the updated critics.
-        tidy(() => {
+        values = tidy(() => {
           const f = this.forward(batch, true, idx);
           const cr = reg.criticLoss(f.out.hidden!, f.ref!.hidden!, this.poolMask(f.t));
           backward(sum(cr.losses));
+          return [keep(cr.losses), keep(cr.accuracy)];
         });
       }
-      const check = tidy(() => stackFlat([gradNorm(reg.namedParameters().map(([, p]) => p)), criticVec]));
-      const ok = allFinite(await check.data());
+      const check = gateOf(values);
+      const ok = (await check.data())[0] === 1;
       check.dispose();
+      if (k > 0) values.forEach((t) => t.dispose());
       if (ok) reg.criticStep();
       else {
         reg.optimizer.zeroGrad();
@@ -224,7 +216,8 @@ export class PreferenceTrainer {
     const reg = this.regularizer;
     const accum = c.gradAccum;
     let sums: Tensor | null = null;
-    let criticSums: Tensor | null = null;
+    let criticLossSums: Tensor | null = null;
+    let criticAccuracySums: Tensor | null = null;
     let criticSkipped = 0;
     let criticGate: Tensor | null = null;
     let tokens = 0;
@@ -240,15 +233,15 @@ export class PreferenceTrainer {
         if (reg) {
           const mask = this.poolMask(f.t);
           const cr = reg.criticLoss(f.out.hidden!, f.ref!.hidden!, mask);
-          backward(mul(sum(cr.losses), 1 / accum));
-          const criticVec = noGrad(() => stackFlat([cr.losses, cr.accuracy]));
-          if (micro === accum - 1) ({ skipped: criticSkipped, gate: criticGate } = await this.criticUpdates(reg, criticVec, batch, idx, reg.updatesAt(this.step)));
-          criticSums = accumulate(criticSums, criticVec);
+          backward(perMicro(sum(cr.losses), accum));
+          if (micro === accum - 1) ({ skipped: criticSkipped, gate: criticGate } = await this.criticUpdates(reg, [cr.losses, cr.accuracy], batch, idx, reg.updatesAt(this.step)));
+          criticLossSums = accumulate(criticLossSums, cr.losses.detach());
+          criticAccuracySums = accumulate(criticAccuracySums, cr.accuracy);
           const adv = reg.generatorLoss(f.out.hidden!, mask);
           loss = reg.regularize(loss, adv);
           extra.push(adv);
         }
-        backward(mul(loss, 1 / accum));
+        backward(perMicro(loss, accum));
         sums = accumulate(sums, noGrad(() => stack([loss, ...f.metrics, f.base.loss, ...extra])));
       } finally {
         closeScope(scope);
@@ -257,14 +250,14 @@ export class PreferenceTrainer {
     // One readback for the step's scalars and the policy's gradient norm, before the update.
     const norm = clipGradNorm(this.params, c.maxGradNorm);
     const packed = tidy(() => {
-      const parts = [mul(sums!, 1 / accum), norm];
-      if (criticSums) parts.push(mul(criticSums, 1 / accum));
+      const parts = [perMicro(sums!, accum), norm];
+      if (criticLossSums) parts.push(perMicro(criticLossSums, accum), perMicro(criticAccuracySums!, accum));
       if (reg) parts.push(reg.means.value!);
       if (criticGate) parts.push(criticGate);
       return stackFlat(parts);
     });
     const values = await packed.data();
-    for (const t of [packed, norm, sums!, criticSums, criticGate]) t?.dispose();
+    for (const t of [packed, norm, sums!, criticLossSums, criticAccuracySums, criticGate]) t?.dispose();
     if (criticGate && values[values.length - 1] === 0) {
       // The gated critic update did not happen (a non-finite check): count it, undo its counts.
       reg!.revertCriticStep();
@@ -463,6 +456,20 @@ function accumulate(acc: Tensor | null, v: Tensor): Tensor {
   acc.dispose();
   v.dispose();
   return next;
+}
+
+/** A micro-batch's share of an accumulated quantity: x / accum (no kernel without accumulation). */
+function perMicro(x: Tensor, accum: number): Tensor {
+  return accum === 1 ? x : mul(x, 1 / accum);
+}
+
+/**
+ * 1 when every element of every tensor is finite, else 0, as one f32 on the device: Σx² · 0 is 0
+ * only when Σx² is finite (a square past f32's range counts as non-finite, as the gradient norm it
+ * stands for would). A few kernels; nothing read back.
+ */
+function finiteGate(xs: readonly Tensor[]): Tensor {
+  return noGrad(() => eq(mul(sumOfSquares(xs), 0), 0));
 }
 
 function stackFlat(parts: Tensor[]): Tensor {

@@ -130,6 +130,24 @@ describe('preference training end to end (CPU backend)', () => {
     trainer.dispose();
   });
 
+  test('with several critic updates per step, each non-finite one is read back and skipped', async () => {
+    const { policy, reference } = build();
+    const c = config(true, 5);
+    c.ganpo!.criticStepsPerStep = 2;
+    const trainer = new PreferenceTrainer(policy, reference, train, heldOut, c, { padId: 0, backend: cpu });
+    const reg = trainer.regularizer!;
+    expect((await trainer.trainStep())['ganpo/critic_skipped']).toBe(0);
+    expect(reg.criticSteps).toBe(2);
+    const b = reg.critics.getTensor('head.2.bias');
+    const bad = b.dataSync();
+    bad[1] = NaN; // Dr's: its losses and gradients go non-finite, Dc's do not; the check covers both
+    reg.critics.assign('head.2.bias', cpuTensor(bad, b.shape));
+    const m = await trainer.trainStep();
+    expect(m['ganpo/critic_skipped']).toBe(2);
+    expect(reg.criticSteps).toBe(2);
+    trainer.dispose();
+  });
+
   test('non-finite losses skip the update and repeated ones stop with the culprit named', async () => {
     const { policy, reference } = build();
     const trainer = new PreferenceTrainer(policy, reference, train, heldOut, config(false, 5), { padId: 0, backend: cpu });
