@@ -114,6 +114,12 @@ export interface Backend {
   /** dst[dstOffset + Σ i·dstStrides] = src[srcOffset + Σ i·srcStrides] for every index i of shape. */
   copy(src: Storage, dst: Storage, shape: readonly number[], srcStrides: readonly number[], srcOffset: number,
     dstStrides: readonly number[], dstOffset: number): void;
+  /**
+   * Optional: contiguous sources side by side, source s viewed as [outer, widths[s]] filling its
+   * columns of the [outer, Σ widths] dst in order (concat along an axis, outer being the product of
+   * the dims before it). Without it concat makes one copy per source.
+   */
+  concatInto?(srcs: readonly Storage[], dst: Storage, outer: number, widths: readonly number[]): void;
   cast(x: Storage, to: DType): Storage;
 
   // elementwise; a, b (and cond) are read through broadcast strides into a contiguous outShape

@@ -114,10 +114,16 @@ export function concat(xs: readonly Tensor[], axis = 0): Tensor {
   shape[a] = xs.reduce((s, x) => s + x.shape[a], 0);
   const out = b.alloc(xs[0].dtype, sizeOf(shape));
   const dst = contiguousStrides(shape);
-  let at = 0;
-  for (const x of xs) {
-    b.copy(x.storage, out, x.shape, x.strides, 0, dst, at * dst[a]);
-    at += x.shape[a];
+  if (b.concatInto && xs.length > 1) {
+    // Each source is an [outer, its width] block of the [outer, row] output: few dispatches for many sources.
+    const outer = shape.slice(0, a).reduce((p, d) => p * d, 1);
+    b.concatInto(xs.map((x) => x.storage), out, outer, xs.map((x) => x.shape[a] * dst[a]));
+  } else {
+    let at = 0;
+    for (const x of xs) {
+      b.copy(x.storage, out, x.shape, x.strides, 0, dst, at * dst[a]);
+      at += x.shape[a];
+    }
   }
   const res = wrap(out, shape);
   return record('concat', res, xs, (g) => {

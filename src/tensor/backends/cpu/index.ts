@@ -104,6 +104,18 @@ export class CpuBackend implements Backend {
     });
   }
 
+  concatInto(srcs: readonly Storage[], dst: Storage, outer: number, widths: readonly number[]): void {
+    const d = this.arr(dst);
+    const row = widths.reduce((a, w) => a + w, 0);
+    let col = 0;
+    srcs.forEach((src, k) => {
+      const s = this.arr(src);
+      const w = widths[k];
+      for (let o = 0; o < outer; o++) d.set(s.subarray(o * w, (o + 1) * w), o * row + col);
+      col += w;
+    });
+  }
+
   cast(x: Storage, to: DType): Storage {
     const src = this.arr(x);
     const out = arrayFor(to, src.length);

@@ -17,7 +17,7 @@ import { indexAddLaunch, indexSelectLaunch } from '../../../shaders/embedding.js
 import { layerNormBackwardLaunches, layerNormLaunch } from '../../../shaders/layernorm.js';
 import { rowFormFor, type RowForm } from '../../../shaders/rows.js';
 import { chooseMatmulVariant, MATMUL_MAX_BATCH_RANK, matmulCandidates, matmulLaunch, packF16Launch, supportsOperandType, type MatmulOperandType, type MatmulVariant } from '../../../shaders/matmul.js';
-import { copyLaunch } from '../../../shaders/movement.js';
+import { concatLaunch, CONCAT_MAX_SOURCES, copyLaunch } from '../../../shaders/movement.js';
 import { adamwLaunch, adamwMultiLaunch, clipScaleLaunch } from '../../../shaders/optimizer.js';
 import { dropoutMaskLaunch, randomLaunch } from '../../../shaders/random.js';
 import { softmaxBackwardLaunch, softmaxLaunch } from '../../../shaders/softmax.js';
@@ -360,6 +360,30 @@ export class WebGPUBackend implements Backend {
     dstStrides: readonly number[], dstOffset: number): void {
     const c = collapseDims(shape, [srcStrides, dstStrides]);
     this.run(copyLaunch(c.shape, c.strides[0], srcOffset, c.strides[1], dstOffset, this.groups), [src, dst], sizeOf(shape));
+  }
+
+  /** One dispatch per CONCAT_MAX_SOURCES non-empty sources (fewer where the adapter binds fewer buffers). */
+  concatInto(srcs: readonly Storage[], dst: Storage, outer: number, widths: readonly number[]): void {
+    const row = widths.reduce((a, w) => a + w, 0);
+    const per = Math.max(1, Math.min(CONCAT_MAX_SOURCES, this.maxStorage - 1));
+    let col = 0;
+    let group: { src: Storage; width: number }[] = [];
+    let groupBase = 0;
+    const emit = () => {
+      if (group.length === 0) return;
+      const widthsOf = group.map((g) => g.width);
+      this.run(concatLaunch(outer, widthsOf, row, groupBase, this.groups), [...group.map((g) => g.src), dst], outer * widthsOf.reduce((a, w) => a + w, 0));
+      group = [];
+    };
+    srcs.forEach((src, s) => {
+      if (widths[s] > 0) {
+        if (group.length === 0) groupBase = col;
+        group.push({ src, width: widths[s] });
+        if (group.length === per) emit();
+      }
+      col += widths[s];
+    });
+    emit();
   }
 
   cast(x: Storage, to: DType): Storage {

@@ -47,6 +47,37 @@ describeGpu('webgpu movement and reduce', () => {
     }), RUNS);
   });
 
+  it('concatInto: 1-20 sources (some empty) side by side in an [outer, row] destination matches the CPU bit for bit', async () => {
+    await fc.assert(fc.asyncProperty(fc.integer({ min: 0, max: 5 }), fc.array(fc.integer({ min: 0, max: 9 }), { minLength: 1, maxLength: 20 }), seed, fc.constantFrom('f32', 'i32'),
+      async (outer, widths, sd, dtype) => {
+        const srcs = widths.map((w, k) => both(dtype, seededValues(sd + k, outer * w, -50, 50, dtype === 'i32')));
+        const n = outer * widths.reduce((a, w) => a + w, 0);
+        const dg = gpu.alloc(dtype, n);
+        const dc = cpu.alloc(dtype, n);
+        gpu.fill(dg, -1);
+        cpu.fill(dc, -1);
+        gpu.concatInto(srcs.map((s) => s[0]), dg, outer, widths);
+        cpu.concatInto(srcs.map((s) => s[1]), dc, outer, widths);
+        const [g, r] = await readBoth(dg, dc);
+        expect([...g]).toEqual([...r]);
+        // The CPU reference by hand: row o is the sources' rows o, in order.
+        const want: number[] = [];
+        const data = srcs.map((s) => [...cpu.readSync(s[1])]);
+        for (let o = 0; o < outer; o++) widths.forEach((w, k) => want.push(...data[k].slice(o * w, (o + 1) * w)));
+        expect([...r]).toEqual(want);
+        srcs.forEach(([a, b]) => (gpu.free(a), cpu.free(b)));
+      }), RUNS);
+  });
+
+  it('concat of many tensors takes one dispatch per eight sources', () => {
+    const xs = Array.from({ length: 9 }, (_, k) => gpu.upload('f32', [k, k + 0.5]));
+    const out = gpu.alloc('f32', 18);
+    gpu.resetCounters();
+    gpu.concatInto(xs, out, 1, xs.map(() => 2));
+    expect(gpu.counters().dispatches).toBe(2);
+    [...xs, out].forEach((s) => gpu.free(s));
+  });
+
   const reduceCase = fc.tuple(shape(4, dim), fc.array(fc.boolean(), { minLength: 4, maxLength: 4 }), seed, fc.boolean())
     .map(([s, which, sd, long]) => {
       // Sometimes a long last dim, so the workgroup-per-row path runs too.
