@@ -321,7 +321,8 @@ export class GanpoRegularizer {
 
   /** λ·L_adv added to a base loss. */
   regularize(base: Tensor, adv: Tensor): Tensor {
-    return add(base, mul(adv, this.config.lambda));
+    // λ = 1 (the default) needs no scaling kernel, forward or backward.
+    return add(base, this.config.lambda === 1 ? adv : mul(adv, this.config.lambda));
   }
 
   dispose(): void {
