@@ -16,6 +16,11 @@
 // four times the loads); D <= ATTENTION_MAX_D. Workgroups take their head's blocks last-first, so
 // under a causal mask the longest rows start first and the tail is short.
 //
+// Gradients are laid out like their inputs (rowAt): with the packed layout dq, dk and dv go straight
+// into one dqkv buffer shaped like the projection, the dq kernel writing part 0 and the dk/dv kernel
+// parts 1 and 2 through one read_write binding (a buffer written at one binding may not be bound at
+// another in the same dispatch). Between them they write every element, so nothing is cleared.
+//
 // Scores are ((q·k)·scale + causalBias) + keyBias, the composed op's biases: −1e9 where causally
 // masked, (mask − 1)·1e9 for a key mask (values in [0, 1], 1 = keep). With no key mask the q
 // buffer is bound in its place.
@@ -80,7 +85,9 @@ function loadHeadRow(L: RowLayout, name: string, buf: 'q' | 'k' | 'v', bh: strin
 /**
  * WGSL rowAt(bh, i, tlen, part): where row i of head bh starts (in binding elements). Separate
  * [batch·heads, tlen, D] buffers, or with \`packed\` one [batch, T, 3, heads, D] projection whose
- * part 0, 1, 2 are q, k, v (the division by heads is per row, not per element).
+ * part 0, 1, 2 are q, k, v (the division by heads is per row, not per element). The gradients
+ * dq, dk, dv (or the packed dqkv) share their inputs' layout: each row is stored where its input
+ * row was read.
  */
 function rowAtWGSL(L: RowLayout, packed: boolean): string {
   const body = packed
@@ -163,15 +170,12 @@ export interface AttentionVariant { g: number; rpi: number }
 
 const range = (n: number) => Array.from({ length: n }, (_, t) => t);
 
-/** Part c of row `row` of buf, as an expression. */
-const part = (L: RowLayout, buf: string, row: string, c: number) => `${buf}[${row} * ${L.n}u + ${c}u]`;
-
 /**
  * WGSL declaring each row this invocation holds: index `${ix}${ρ}` within its head (clamped, so
- * lanes past the end redo the last row and store nothing) and flat row `${rx}${ρ}`.
+ * lanes past the end redo the last row and store nothing) and, given rx, flat row `${rx}${ρ}`.
  */
-function rowsHeld(rpi: number, ix: string, rx: string, count: string): string {
-  return range(rpi).map((t) => `let ${ix}${t} = min(blk.first + lid + ${t}u * G, ${count} - 1u); let ${rx}${t} = blk.bh * ${count} + ${ix}${t};`).join('\n  ');
+function rowsHeld(rpi: number, ix: string, rx: string | null, count: string): string {
+  return range(rpi).map((t) => `let ${ix}${t} = min(blk.first + lid + ${t}u * G, ${count} - 1u);${rx ? ` let ${rx}${t} = blk.bh * ${count} + ${ix}${t};` : ''}`).join('\n  ');
 }
 
 /** WGSL storing a held row when it exists: body(ρ) for each ρ. */
@@ -248,9 +252,10 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec
 }`;
 }
 
-/** Per query row: dq = scale · Σ_j p_ij (dout_i·v_j − dsum_i) k_j. */
+/** Per query row: dq = scale · Σ_j p_ij (dout_i·v_j − dsum_i) k_j; packed, into part 0 of dqkv. */
 function dqCode(d: number, { g, rpi }: AttentionVariant, packed: boolean): string {
   const L = layout(d);
+  const dq = packed ? 'dqkv' : 'dq';
   const kj = names(L, 'kj');
   const vj = names(L, 'vj');
   const step = `{
@@ -270,7 +275,7 @@ function dqCode(d: number, { g, rpi }: AttentionVariant, packed: boolean): strin
 @group(0) @binding(4) var<storage, read> mask: array<f32>;
 @group(0) @binding(5) var<storage, read> stats: array<vec2<f32>>;
 @group(0) @binding(6) var<storage, read> dout: array<${L.ty}>;
-@group(0) @binding(7) var<storage, read_write> dq: array<${L.ty}>;
+@group(0) @binding(7) var<storage, read_write> ${dq}: array<${L.ty}>;
 ${COMMON_WGSL}
 ${rowAtWGSL(L, packed)}
 ${MAIN(g)}
@@ -284,13 +289,18 @@ ${MAIN(g)}
   // Rows that kept no key see the hidden keys too (for the lane's other rows p is exactly 0).
   let jStop = select(jEnd, u.tk, ${minOf(range(rpi).map((t) => `st${t}.x`))} < FULLY_MASKED);
   for (var j = jEnd; j < jStop; j++) ${step}
-  ${storeRows(rpi, 'u.tq', (t) => names(L, `acc${t}_`).map((a, c) => `${part(L, 'dq', `r${t}`, c)} = ${a} * u.scale;`).join(' '))}
+  // dq is laid out like q: each row goes where its q row was read.
+  ${storeRows(rpi, 'u.tq', (t) => names(L, `acc${t}_`).map((a, c) => `${dq}[q${t}_at + ${c}u] = ${a} * u.scale;`).join(' '))}
 }`;
 }
 
-/** Per key row: dv = Σ_i p_ij dout_i; dk = scale · Σ_i p_ij (dout_i·v_j − dsum_i) q_i. */
+/**
+ * Per key row: dv = Σ_i p_ij dout_i; dk = scale · Σ_i p_ij (dout_i·v_j − dsum_i) q_i. Packed, both
+ * into one binding, dqkv, at parts 1 and 2.
+ */
 function dkvCode(d: number, { g, rpi }: AttentionVariant, packed: boolean): string {
   const L = layout(d);
+  const [dk, dv] = packed ? ['dqkv', 'dqkv'] : ['dk', 'dv'];
   const qi = names(L, 'qi');
   const gi = names(L, 'gi');
   const step = `{
@@ -312,14 +322,16 @@ function dkvCode(d: number, { g, rpi }: AttentionVariant, packed: boolean): stri
 @group(0) @binding(4) var<storage, read> mask: array<f32>;
 @group(0) @binding(5) var<storage, read> stats: array<vec2<f32>>;
 @group(0) @binding(6) var<storage, read> dout: array<${L.ty}>;
-@group(0) @binding(7) var<storage, read_write> dk: array<${L.ty}>;
-@group(0) @binding(8) var<storage, read_write> dv: array<${L.ty}>;
+${packed
+    ? `@group(0) @binding(7) var<storage, read_write> dqkv: array<${L.ty}>;`
+    : `@group(0) @binding(7) var<storage, read_write> dk: array<${L.ty}>;
+@group(0) @binding(8) var<storage, read_write> dv: array<${L.ty}>;`}
 ${COMMON_WGSL}
 ${rowAtWGSL(L, packed)}
 ${MAIN(g)}
   let blk = blockOf(g);
   let b = blk.bh / u.heads;
-  ${rowsHeld(rpi, 'j', 'kr', 'u.tk')}
+  ${rowsHeld(rpi, 'j', null, 'u.tk')}
   ${range(rpi).map((t) => `let bias${t} = keyBias(b, j${t}); ${loadHeadRow(L, `k${t}_`, 'k', 'blk.bh', `j${t}`)} ${loadHeadRow(L, `v${t}_`, 'v', 'blk.bh', `j${t}`)}`).join('\n  ')}
   ${range(rpi).map((t) => `${zeros(L, names(L, `dk${t}_`))} ${zeros(L, names(L, `dv${t}_`))}`).join('\n  ')}
   // Queries before iStart see none of this block's keys: only rows that kept no key (lse near −1e9)
@@ -333,7 +345,8 @@ ${MAIN(g)}
     i++;
   }
   for (i = iStart; i < u.tq; i++) ${step}
-  ${storeRows(rpi, 'u.tk', (t) => `${names(L, `dk${t}_`).map((a, c) => `${part(L, 'dk', `kr${t}`, c)} = ${a} * u.scale;`).join(' ')} ${names(L, `dv${t}_`).map((a, c) => `${part(L, 'dv', `kr${t}`, c)} = ${a};`).join(' ')}`)}
+  // dk and dv are laid out like k and v: each row goes where its k and v rows were read.
+  ${storeRows(rpi, 'u.tk', (t) => `${names(L, `dk${t}_`).map((a, c) => `${dk}[k${t}_at + ${c}u] = ${a} * u.scale;`).join(' ')} ${names(L, `dv${t}_`).map((a, c) => `${dv}[v${t}_at + ${c}u] = ${a};`).join(' ')}`)}
 }`;
 }
 
@@ -378,7 +391,9 @@ export function attentionLaunch(p: AttentionParams, hasMask: boolean, v: Attenti
 /**
  * Three launches, in order: stats with storage [out, dout, lse: read; stats (vec2 per query row):
  * read_write]; dq with [q, k, v, mask, stats, dout: read; dq: read_write]; dk/dv with
- * [q, k, v, mask, stats, dout: read; dk, dv: read_write].
+ * [q, k, v, mask, stats, dout: read; dk, dv: read_write]. With p.packedQKV the dq and dk/dv
+ * launches both end in one read_write dqkv instead (laid out like the packed q|k|v), which the
+ * two write disjoint parts of: dq part 0, dk/dv parts 1 and 2.
  */
 export function attentionBackwardLaunches(p: AttentionParams, hasMask: boolean, v: AttentionVariant = ATTENTION_VARIANT): { stats: Launch; dq: Launch; dkv: Launch } {
   const qRows = p.batch * p.heads * p.tq;
@@ -395,7 +410,7 @@ export function attentionBackwardLaunches(p: AttentionParams, hasMask: boolean, 
       ...blocked(p, p.tq, hasMask, v.g * v.rpi),
     },
     dkv: {
-      kernel: { name: `attentionBackward[dk,dv,d=${p.d},g=${v.g},rpi=${v.rpi}${packed(p)}]`, code: code('dkv', p.d, v, () => dkvCode(p.d, v, !!p.packedQKV), !!p.packedQKV), storage: [...read6, 'read_write', 'read_write'] },
+      kernel: { name: `attentionBackward[dk,dv,d=${p.d},g=${v.g},rpi=${v.rpi}${packed(p)}]`, code: code('dkv', p.d, v, () => dkvCode(p.d, v, !!p.packedQKV), !!p.packedQKV), storage: p.packedQKV ? [...read6, 'read_write'] : [...read6, 'read_write', 'read_write'] },
       ...blocked(p, p.tk, hasMask, v.g * v.rpi),
     },
   };

@@ -76,9 +76,22 @@ export interface AttentionParams {
    * The packed self-attention layout (tq = tk = T): q, k and v are one buffer, the projection
    * [batch, T, 3, heads, d], and out (forward) and dout (backward) have the heads merged,
    * [batch, T, heads, d]; the kernels read and write them in place, with no split or merge copies.
-   * dq, dk and dv stay [batch, heads, T, d].
+   * The backward's gradient is one buffer laid out like the projection (see attentionBackward).
    */
   packedQKV?: boolean;
+}
+
+/** AttentionParams for the packed self-attention layout. */
+export type PackedAttentionParams = AttentionParams & { packedQKV: true };
+
+/** attentionBackward's gradients for separate q, k and v: each laid out like its input. */
+export interface AttentionGrads { dq: Storage; dk: Storage; dv: Storage }
+
+/** Throws unless a packed layout's q, k and v are one buffer and tq = tk (a backend's guard). */
+export function checkPackedQKV(op: string, q: Storage, k: Storage, v: Storage, p: AttentionParams): void {
+  if (p.packedQKV && (q !== k || k !== v || p.tq !== p.tk)) {
+    throw new Error(`${op}: packedQKV needs q, k and v to be one buffer and tq = tk (got ${q === k && k === v ? 'one buffer' : 'separate buffers'}, tq ${p.tq}, tk ${p.tk})`);
+  }
 }
 
 export interface MemoryStats {
@@ -176,9 +189,16 @@ export interface Backend {
    * Optional: undefined (method missing, or a shape the backend has no kernel for) means compose.
    */
   attention?(q: Storage, k: Storage, v: Storage, keyMask: Storage | null, p: AttentionParams): { out: Storage; lse: Storage } | undefined;
-  /** Gradients of attention, recomputing the probabilities from lse (FlashAttention-2 style). */
+  /**
+   * Gradients of attention, recomputing the probabilities from lse (FlashAttention-2 style): dq,
+   * dk and dv, each laid out like its input. With p.packedQKV (q, k and v one [batch, T, 3, heads,
+   * d] buffer) one gradient dqkv laid out like that buffer, every element written, so the op
+   * returns it as is: element (b, h, t, e) of part i (q, k, v) at ((b·T + t)·3 + i)·heads·d + h·d + e.
+   */
   attentionBackward?(q: Storage, k: Storage, v: Storage, keyMask: Storage | null, out: Storage, lse: Storage, dout: Storage,
-    p: AttentionParams): { dq: Storage; dk: Storage; dv: Storage };
+    p: PackedAttentionParams): { dqkv: Storage };
+  attentionBackward?(q: Storage, k: Storage, v: Storage, keyMask: Storage | null, out: Storage, lse: Storage, dout: Storage,
+    p: AttentionParams & { packedQKV?: false }): AttentionGrads;
 
   /**
    * Counter-based random numbers (Philox4x32-10, see src/tensor/random/philox.ts): element i uses

@@ -2,10 +2,11 @@
 // with the heads merged. Same values as attention(splitHeads(qkv)) then mergeHeads, but the
 // attention kernels read q, k and v where the projection put them and write the output with its
 // heads merged (AttentionParams.packedQKV: no split or merge copies, no permuted intermediate, no
-// slices); the backward writes dq, dk and dv into one packed gradient (no zero-padded slices).
+// slices); the backward kernels write dq, dk and dv straight into one gradient laid out like qkv.
 
 import { record } from '../autograd.js';
-import { contiguousStrides, fmtShape, ShapeError } from '../shape.js';
+import type { PackedAttentionParams } from '../backend.js';
+import { fmtShape, ShapeError } from '../shape.js';
 import type { Tensor } from '../tensor.js';
 import { wrap } from './core.js';
 import { permute, reshape, slice } from './movement.js';
@@ -34,10 +35,8 @@ export function packedSelfAttention(qkv: Tensor, nHeads: number, opts: Attention
   const m = opts.keyMask;
   if (m && (m.rank !== 2 || m.shape[0] !== B || m.shape[1] !== T)) throw new ShapeError('packedSelfAttention', `keyMask ${fmtShape(m.shape)} must be [${B}, ${T}]`);
   if (!b.attention || !b.attentionBackward) return composedPackedAttention(qkv, nHeads, opts);
-  const heads = [B, H, T, Dh];
-  const dense = contiguousStrides(heads);
   // The kernels read q, k and v where the projection put them (packedQKV): no split copies.
-  const p = { batch: B, heads: H, tq: T, tk: T, d: Dh, scale: opts.scale ?? 1 / Math.sqrt(Dh), causal: opts.causal ?? false, packedQKV: true };
+  const p: PackedAttentionParams = { batch: B, heads: H, tq: T, tk: T, d: Dh, scale: opts.scale ?? 1 / Math.sqrt(Dh), causal: opts.causal ?? false, packedQKV: true };
   const mask = !m ? null : m.dtype === qkv.dtype ? m : wrap(m.backend.cast(m.storage, qkv.dtype), m.shape);
   const r = b.attention(qkv.storage, qkv.storage, qkv.storage, mask?.storage ?? null, p);
   if (!r) {
@@ -48,15 +47,9 @@ export function packedSelfAttention(qkv: Tensor, nHeads: number, opts: Attention
   // gradient in that layout too: no merge or split copies.
   const y = wrap(r.out, [B, T, d]);
   const lse = wrap(r.lse, [B * H * T]);
-  // Element (b, h, t, e) of part i is qkv[b, t, i·d + h·Dh + e].
-  const packed = [T * three, Dh, three, 1];
   return record('packedSelfAttention', y, [qkv], (g) => {
-    const dd = b.attentionBackward!(qkv.storage, qkv.storage, qkv.storage, mask?.storage ?? null, y.storage, lse.storage, g.storage, p);
-    const dqkv = b.alloc(qkv.dtype, qkv.size);
-    [dd.dq, dd.dk, dd.dv].forEach((part, i) => {
-      b.copy(part, dqkv, heads, dense, 0, packed, i * d);
-      b.free(part);
-    });
+    // The backward kernels write dq, dk and dv where qkv holds q, k and v: no gather copies.
+    const { dqkv } = b.attentionBackward!(qkv.storage, qkv.storage, qkv.storage, mask?.storage ?? null, y.storage, lse.storage, g.storage, p);
     return [wrap(dqkv, qkv.shape)];
   }, mask ? [qkv, y, lse, mask] : [qkv, y, lse]);
 }

@@ -1,7 +1,7 @@
 // The CPU reference backend: plain loops over Float32Array / Float64Array / Int32Array, written to
 // be read. Every WebGPU kernel is checked against these.
 
-import type { AdamWParams, AdamWUpdate, AttentionParams, Backend, BinaryOp, MatmulParams, MemoryStats, ReduceOp, Storage, UnaryOp } from '../../backend.js';
+import { checkPackedQKV, type AdamWParams, type AdamWUpdate, type AttentionGrads, type AttentionParams, type Backend, type BinaryOp, type MatmulParams, type MemoryStats, type PackedAttentionParams, type ReduceOp, type Storage, type UnaryOp } from '../../backend.js';
 import { arrayFor, bytesPerElement, type DType, type TypedArray } from '../../dtype.js';
 import { contiguousStrides, sizeOf } from '../../shape.js';
 import { fillNormal, fillUniform } from '../../random/philox.js';
@@ -34,6 +34,19 @@ function forEachStrided(shape: readonly number[], strides: readonly (readonly nu
       if (idx[d] < shape[d]) break;
       for (let s = 0; s < strides.length; s++) offs[s] -= strides[s][d] * shape[d];
       idx[d] = 0;
+    }
+  }
+}
+
+/**
+ * Calls f(packed, separate) for each row (b, h, t) of part 0, 1 or 2 (q, k, v) of the packed
+ * attention layout: where it starts in [batch, T, 3, heads, d] and in [batch·heads, T, d].
+ */
+function forEachPackedRow(p: AttentionParams, part: number, f: (packed: number, separate: number) => void): void {
+  const { batch: B, heads: H, tq: T, d: D } = p;
+  for (let b = 0; b < B; b++) {
+    for (let h = 0; h < H; h++) {
+      for (let t = 0; t < T; t++) f((((b * T + t) * 3 + part) * H + h) * D, ((b * H + h) * T + t) * D);
     }
   }
 }
@@ -359,17 +372,20 @@ export class CpuBackend implements Backend {
     const { batch: B, heads: H, tq: T, d: D } = p;
     return [0, 1, 2].map((part) => {
       const out = arrayFor(q.dtype, B * H * T * D) as TypedArray;
-      for (let b = 0; b < B; b++) {
-        for (let h = 0; h < H; h++) {
-          for (let t = 0; t < T; t++) {
-            const src = (((b * T + t) * 3 + part) * H + h) * D;
-            const dst = ((b * H + h) * T + t) * D;
-            for (let c = 0; c < D; c++) out[dst + c] = X[src + c];
-          }
-        }
-      }
+      forEachPackedRow(p, part, (src, dst) => {
+        for (let c = 0; c < D; c++) out[dst + c] = X[src + c];
+      });
       return out;
     }) as [TypedArray, TypedArray, TypedArray];
+  }
+
+  /** Separate [batch·heads, T, d] arrays q, k, v (or their gradients) packed into one [batch, T, 3, heads, d]. */
+  private packQKV(parts: [TypedArray, TypedArray, TypedArray], dtype: DType, p: AttentionParams): TypedArray {
+    const out = arrayFor(dtype, 3 * parts[0].length) as TypedArray;
+    parts.forEach((x, part) => forEachPackedRow(p, part, (dst, src) => {
+      for (let c = 0; c < p.d; c++) out[dst + c] = x[src + c];
+    }));
+    return out;
   }
 
   /**
@@ -395,6 +411,7 @@ export class CpuBackend implements Backend {
   }
 
   attention(q: Storage, k: Storage, v: Storage, keyMask: Storage | null, p: AttentionParams) {
+    checkPackedQKV('cpu attention', q, k, v, p);
     const [Q, K, V] = this.unpackQKV(q, k, v, p);
     const { tq, tk, d } = p;
     const rows = p.batch * p.heads * tq;
@@ -418,7 +435,10 @@ export class CpuBackend implements Backend {
     return { out: this.wrap(q.dtype, p.packedQKV ? this.swapHeads(out, q.dtype, p, true) : out), lse: this.wrap(q.dtype, lse) };
   }
 
-  attentionBackward(q: Storage, k: Storage, v: Storage, keyMask: Storage | null, out: Storage, lse: Storage, dout: Storage, p: AttentionParams) {
+  attentionBackward(q: Storage, k: Storage, v: Storage, keyMask: Storage | null, out: Storage, lse: Storage, dout: Storage, p: PackedAttentionParams): { dqkv: Storage };
+  attentionBackward(q: Storage, k: Storage, v: Storage, keyMask: Storage | null, out: Storage, lse: Storage, dout: Storage, p: AttentionParams & { packedQKV?: false }): AttentionGrads;
+  attentionBackward(q: Storage, k: Storage, v: Storage, keyMask: Storage | null, out: Storage, lse: Storage, dout: Storage, p: AttentionParams): AttentionGrads | { dqkv: Storage } {
+    checkPackedQKV('cpu attentionBackward', q, k, v, p);
     const [Q, K, V] = this.unpackQKV(q, k, v, p);
     const [O, L, G] = p.packedQKV
       ? [this.swapHeads(this.arr(out), out.dtype, p, false), this.arr(lse), this.swapHeads(this.arr(dout), dout.dtype, p, false)]
@@ -447,6 +467,7 @@ export class CpuBackend implements Backend {
         }
       }
     }
+    if (p.packedQKV) return { dqkv: this.wrap(q.dtype, this.packQKV([dq, dk, dv], q.dtype, p)) };
     return { dq: this.wrap(q.dtype, dq), dk: this.wrap(q.dtype, dk), dv: this.wrap(q.dtype, dv) };
   }
 

@@ -5,7 +5,7 @@
 // The heavy methods (matmul, indexing, fused rows, random, AdamW) run the builders of src/shaders;
 // each builder documents its own storage order, which this file adapts to the contract.
 
-import type { AdamWParams, AdamWUpdate, AttentionParams, Backend, BinaryOp, MatmulParams, MemoryStats, ReduceOp, Storage, UnaryOp } from '../../backend.js';
+import { checkPackedQKV, type AdamWParams, type AdamWUpdate, type AttentionGrads, type AttentionParams, type Backend, type BinaryOp, type MatmulParams, type MemoryStats, type PackedAttentionParams, type ReduceOp, type Storage, type UnaryOp } from '../../backend.js';
 import { arrayFor, type DType, type TypedArray } from '../../dtype.js';
 import { contiguousStrides, sizeOf } from '../../shape.js';
 import { cpus } from 'node:os';
@@ -552,6 +552,7 @@ export class WebGPUBackend implements Backend {
   }
 
   attention(q: Storage, k: Storage, v: Storage, keyMask: Storage | null, p: AttentionParams) {
+    checkPackedQKV('webgpu attention', q, k, v, p);
     if (q.dtype !== 'f32' || p.d > ATTENTION_MAX_D || p.d === 0) return undefined;
     const out = this.alloc('f32', p.batch * p.heads * p.tq * p.d);
     const lse = this.alloc('f32', p.batch * p.heads * p.tq);
@@ -559,15 +560,25 @@ export class WebGPUBackend implements Backend {
     return { out, lse };
   }
 
-  attentionBackward(q: Storage, k: Storage, v: Storage, keyMask: Storage | null, out: Storage, lse: Storage, dout: Storage, p: AttentionParams) {
-    // [batch·heads, T, d] each (with a packed q|k|v input, a third of it).
-    const dq = this.alloc('f32', p.batch * p.heads * p.tq * p.d);
-    const dk = this.alloc('f32', p.batch * p.heads * p.tk * p.d);
-    const dv = this.alloc('f32', p.batch * p.heads * p.tk * p.d);
+  attentionBackward(q: Storage, k: Storage, v: Storage, keyMask: Storage | null, out: Storage, lse: Storage, dout: Storage, p: PackedAttentionParams): { dqkv: Storage };
+  attentionBackward(q: Storage, k: Storage, v: Storage, keyMask: Storage | null, out: Storage, lse: Storage, dout: Storage, p: AttentionParams & { packedQKV?: false }): AttentionGrads;
+  attentionBackward(q: Storage, k: Storage, v: Storage, keyMask: Storage | null, out: Storage, lse: Storage, dout: Storage, p: AttentionParams): AttentionGrads | { dqkv: Storage } {
+    checkPackedQKV('webgpu attentionBackward', q, k, v, p);
     const stats = this.alloc('f32', 2 * lse.size);
     const l = attentionBackwardLaunches(p, keyMask !== null, this.attentionVariant);
     const mask = keyMask ?? q;
     this.run(l.stats, [out, dout, lse, stats], lse.size);
+    if (p.packedQKV) {
+      // One gradient laid out like q|k|v: dq writes part 0, dk/dv parts 1 and 2, every element.
+      const dqkv = this.alloc('f32', 3 * p.batch * p.heads * p.tq * p.d);
+      this.run(l.dq, [q, k, v, mask, stats, dout, dqkv], lse.size);
+      this.run(l.dkv, [q, k, v, mask, stats, dout, dqkv], lse.size);
+      this.free(stats);
+      return { dqkv };
+    }
+    const dq = this.alloc('f32', p.batch * p.heads * p.tq * p.d);
+    const dk = this.alloc('f32', p.batch * p.heads * p.tk * p.d);
+    const dv = this.alloc('f32', p.batch * p.heads * p.tk * p.d);
     this.run(l.dq, [q, k, v, mask, stats, dout, dq], lse.size);
     this.run(l.dkv, [q, k, v, mask, stats, dout, dk, dv], k.size);
     this.free(stats);

@@ -2,13 +2,14 @@
 // values and q/k/v gradients in f32, for causal, bidirectional and key-masked attention at odd sizes
 // (rows spanning several workgroups and partly filling the last one, tq < tk and tq > tk, head dims
 // with vec4 and scalar rows), including rows that keep no key (the kernels skip causally hidden keys
-// except for those rows), and the GPU op matches the composed version too.
+// except for those rows), and the GPU op matches the composed version too. With the packed q|k|v
+// layout the backward writes every element of the one packed gradient, in its three dispatches.
 
 import fc from 'fast-check';
-import { it } from 'vitest';
+import { expect, it } from 'vitest';
 import { backward, clone, mul, sum, tensor, tidy } from '../../../../src/tensor/index.js';
 import { attention, composedAttention, type AttentionOptions } from '../../../../src/tensor/ops/nn.js';
-import type { Backend } from '../../../../src/tensor/backend.js';
+import type { Backend, PackedAttentionParams } from '../../../../src/tensor/backend.js';
 import { ATTENTION_VARIANT, ATTENTION_VARIANT_HARDWARE } from '../../../../src/shaders/attention.js';
 import { attentionCaseArb, keyMaskValues, values, type AttentionCase } from '../../../helpers/attentionCases.js';
 import { cpu, describeGpu, expectClose, gpu } from '../../../helpers/webgpu.js';
@@ -118,5 +119,57 @@ describeGpu('fused attention on WebGPU', () => {
     expectClose(await out[0].data(), await out[2].data(), 1e-5, 1e-5, 'fully masked, fused');
     expectClose(await out[1].data(), await out[2].data(), 1e-5, 1e-5, 'fully masked, composed');
     out.forEach((t) => t.dispose());
+  });
+});
+
+/** Packed self-attention cases (tq = tk = T): one scalar and one vec4 head dim, rows past one block. */
+const packedCaseArb = fc.tuple(attentionCaseArb, fc.constantFrom(3, 8), fc.oneof(fc.integer({ min: 1, max: 5 }), fc.integer({ min: 30, max: 70 })))
+  .map(([c, D, T]) => ({ ...c, D, tq: T, tk: T }));
+
+describeGpu('fused attention on WebGPU, packed q|k|v layout', () => {
+  for (const variant of [ATTENTION_VARIANT, ATTENTION_VARIANT_HARDWARE]) {
+    it(`the backward writes all of dqkv (pool buffers poisoned with NaN) in 3 dispatches and matches the CPU (${variant.g}x${variant.rpi} kernels)`, async () => {
+      const mine = gpu.attentionVariant;
+      gpu.attentionVariant = variant;
+      try {
+        await fc.assert(fc.asyncProperty(packedCaseArb, async (c) => {
+          const p: PackedAttentionParams = { batch: c.B, heads: c.H, tq: c.tq, tk: c.tk, d: c.D, scale: 1 / Math.sqrt(c.D), causal: c.causal, packedQKV: true };
+          const n = c.B * c.tq * 3 * c.H * c.D;
+          const qkv = values(n, c.seed);
+          const dout = values(c.B * c.tq * c.H * c.D, c.seed + 1);
+          // Odd seeds drop the first keys of batch 0 and all of batch 1: rows that keep no key.
+          const mask = c.masked ? (c.seed % 2 ? droppingMask(c) : keyMaskValues(c)) : null;
+          // The CPU's forward gives both backends' backward the same out and lse.
+          const [cq, cm, cd] = [cpu.upload('f32', qkv), mask && cpu.upload('f32', mask), cpu.upload('f32', dout)];
+          const f = cpu.attention(cq, cq, cq, cm, p);
+          const want = cpu.attentionBackward(cq, cq, cq, cm, f.out, f.lse, cd, p).dqkv;
+          const [gq, gm, gd] = [gpu.upload('f32', qkv), mask && gpu.upload('f32', mask), gpu.upload('f32', dout)];
+          const [gout, glse] = [gpu.upload('f32', cpu.readSync(f.out)), gpu.upload('f32', cpu.readSync(f.lse))];
+          // Every free buffer of dqkv's size holds NaN: an element the kernels skip reads back NaN.
+          gpu.releasePool();
+          for (let i = 0; i < 3; i++) gpu.free(gpu.upload('f32', new Float32Array(n).fill(NaN)));
+          await gpu.sync();
+          gpu.resetCounters();
+          const { dqkv } = gpu.attentionBackward(gq, gq, gq, gm, gout, glse, gd, p);
+          expect(gpu.counters().dispatches, 'stats, dq, dk/dv').toBe(3);
+          expectClose(await gpu.read(dqkv), cpu.readSync(want), 2e-5, 1e-4, `dqkv ${JSON.stringify(c)}`);
+          for (const x of [gq, gm, gd, gout, glse, dqkv]) if (x) gpu.free(x);
+        }), { numRuns: 10 });
+      } finally {
+        gpu.attentionVariant = mine;
+      }
+    });
+  }
+
+  it('names the layout when packedQKV is given separate q, k and v', () => {
+    const p: PackedAttentionParams = { batch: 1, heads: 1, tq: 2, tk: 2, d: 4, scale: 0.5, causal: false, packedQKV: true };
+    for (const b of [gpu, cpu] as const) {
+      const [a, x] = [b.upload('f32', new Array(24).fill(0)), b.upload('f32', new Array(24).fill(0))];
+      const small = b.upload('f32', new Array(8).fill(0));
+      const lse = b.upload('f32', [0, 0]);
+      expect(() => b.attentionBackward(a, x, a, null, small, lse, small, p)).toThrow(new RegExp(`${b.name} attentionBackward: packedQKV needs q, k and v to be one buffer and tq = tk \\(got separate buffers`));
+      expect(() => b.attention(a, a, x, null, p)).toThrow(`${b.name} attention: packedQKV needs`);
+      for (const s of [a, x, small, lse]) b.free(s);
+    }
   });
 });
