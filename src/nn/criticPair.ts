@@ -7,7 +7,7 @@
 import { cast } from '../tensor/ops/convert.js';
 import { add, div, gelu, maximum, mul } from '../tensor/ops/elementwise.js';
 import { reshape, slice } from '../tensor/ops/movement.js';
-import { dropout } from '../tensor/ops/nn.js';
+import { dropoutAdd, geluDropout, type DropoutOptions } from '../tensor/ops/nn.js';
 import { packedSelfAttention } from '../tensor/ops/packedAttention.js';
 import { mean, sum } from '../tensor/ops/reduce.js';
 import { fmtShape, shapesEqual, ShapeError } from '../tensor/shape.js';
@@ -26,17 +26,29 @@ export interface CriticPairOptions extends ModuleOptions {
 
 /**
  * The dropout of one stacked forward: member k draws its masks from its own run of stream
- * positions starting at bases[k], in layer order, as the member would alone.
+ * positions starting at bases[k], in layer order, as the member would alone. Each dropout is fused
+ * with its neighbour: the residual add after it, or the GELU before it.
  */
 class StackDropout {
   private used = 0;
 
   constructor(readonly p: number, readonly generator: Generator, readonly bases: readonly number[]) {}
 
-  apply(x: Tensor): Tensor {
-    const y = dropout(x, this.p, { generator: this.generator, offsets: this.bases.map((b) => b + this.used) });
+  /** residual + dropout(x). */
+  add(residual: Tensor, x: Tensor): Tensor {
+    return dropoutAdd(residual, x, this.p, this.next(x));
+  }
+
+  /** dropout(gelu(x)), erf form. */
+  gelu(x: Tensor): Tensor {
+    return geluDropout(x, this.p, this.next(x));
+  }
+
+  /** The mask of x: each member's next x.size / K positions. */
+  private next(x: Tensor): DropoutOptions {
+    const offsets = this.bases.map((b) => b + this.used);
     this.used += x.size / this.bases.length;
-    return y;
+    return { generator: this.generator, offsets };
   }
 }
 
@@ -78,11 +90,13 @@ class StackedEncoderLayer extends Module {
     this.norm2 = this.module('norm2', new StackedLayerNorm(count, dModel, opts));
   }
 
+  /** a = x + dropout(attn(norm1(x))), then a + dropout(linear2(dropout(gelu(linear1(norm2(a)))))); drop is null in eval mode. */
   forward(x: Tensor, keyMask: Tensor | undefined, drop: StackDropout | null): Tensor {
-    const dr = (t: Tensor): Tensor => (drop ? drop.apply(t) : t);
-    const a = add(x, dr(this.self_attn.forward(this.norm1.forward(x), keyMask)));
-    const hidden = dr(gelu(this.linear1.forward(this.norm2.forward(a))));
-    return add(a, dr(this.linear2.forward(hidden)));
+    const residual = (r: Tensor, t: Tensor): Tensor => (drop ? drop.add(r, t) : add(r, t));
+    const activation = (t: Tensor): Tensor => (drop ? drop.gelu(t) : gelu(t));
+    const a = residual(x, this.self_attn.forward(this.norm1.forward(x), keyMask));
+    const hidden = activation(this.linear1.forward(this.norm2.forward(a)));
+    return residual(a, this.linear2.forward(hidden));
   }
 }
 

@@ -20,9 +20,10 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec
  * The grid-stride entry taking four elements per step, their loads issued before any store: with
  * one load in flight per invocation a GPU's memory pipe stays mostly idle (on an H100 a
  * one-element loop streamed about 1.9 TB/s of its 3.35). `load(i, t)` declares element t's
- * inputs, `store(i, t)` writes its output; the tail takes one element at a time.
+ * inputs, `store(i, t)` writes its output; the tail takes one element at a time. Needs a uniform
+ * `u.n` (the element count) and a gridStride(n, STRIDED_WG, ·) launch.
  */
-function unrolledMain(load: (i: string, t: number) => string, store: (i: string, t: number) => string): string {
+export function unrolledMain(load: (i: string, t: number) => string, store: (i: string, t: number) => string): string {
   const at = (t: number) => (t === 0 ? 'i' : `i + ${t}u * stride`);
   const four = [0, 1, 2, 3];
   return `@compute @workgroup_size(${STRIDED_WG})
@@ -131,6 +132,15 @@ export function wgslHelpers(names: readonly string[]): string {
   };
   names.forEach(add);
   return out.join('\n');
+}
+
+/**
+ * WGSL `fn name(x: f32) -> f32` computing op exactly as the unary kernel does, after the helpers it
+ * needs: for kernels that fuse an activation or its derivative into other work (dropout.ts).
+ */
+export function unaryFunctionWGSL(op: Exclude<UnaryOp, 'powScalar' | 'affine' | 'clamp'>, name: string): string {
+  const [expr, deps] = unaryExpr(op);
+  return `${wgslHelpers(deps)}\nfn ${name}(x: f32) -> f32 { return ${expr}; }`;
 }
 
 function uniformHeader(fields: string): string {

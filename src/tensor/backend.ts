@@ -212,8 +212,19 @@ export interface Backend {
    * most 4) the mask is that many equal slabs, element j of slab s drawn at offsets[s] + j.
    */
   dropoutMask(dtype: DType, size: number, key: readonly [number, number], offset: number | readonly number[], p: number): Storage;
-  /** y = x · mask with mask = dropoutMask(x.dtype, x.size, key, offset, p), both returned, in one pass (y bit-identical to that product). */
-  dropoutApply(x: Storage, key: readonly [number, number], offset: number | readonly number[], p: number): { y: Storage; mask: Storage };
+  /**
+   * y = x · mask with mask = dropoutMask(x.dtype, x.size, key, offset, p), both returned, in one
+   * pass (y bit-identical to that product). fuse adds neighbours to the same pass: y = residual +
+   * act(x) · mask, each rounding where the composed ops round (act(x) to the dtype, then the
+   * product, then the sum), so y is bit-identical to unary(act), this product and binary('add').
+   */
+  dropoutApply(x: Storage, key: readonly [number, number], offset: number | readonly number[], p: number, fuse?: DropoutFusion): { y: Storage; mask: Storage };
+  /**
+   * dx = (g · mask) · act'(x), the backward of dropoutApply with an activation, in one pass: the
+   * product rounded first, bit-identical to binary('mul') then binary('geluBackward' or
+   * 'geluTanhBackward'). g, x and mask contiguous, one size.
+   */
+  dropoutActivationBackward(g: Storage, x: Storage, mask: Storage, activation: DropoutActivation): Storage;
 
   /**
    * One power iteration of spectral normalization in place, for w [rows, cols] row-major:
@@ -248,6 +259,17 @@ export interface Backend {
    * arithmetic: (norm + 1e-6), then maxNorm / that, then the minimum with 1.
    */
   clipByNorm(xs: readonly Storage[], norm: Storage, maxNorm: number): void;
+}
+
+/** The activations a dropout pass can apply before its mask: GELU, erf or tanh form (UnaryOp names). */
+export type DropoutActivation = 'gelu' | 'geluTanh';
+
+/** Neighbours fused into dropoutApply's pass over x. */
+export interface DropoutFusion {
+  /** y = act(x) · mask: an activation before the dropout (its backward is dropoutActivationBackward). */
+  activation?: DropoutActivation;
+  /** y = residual + act(x) · mask: a residual add after the dropout; contiguous, of x's size and dtype. */
+  residual?: Storage;
 }
 
 /** One parameter of a multi-tensor AdamW step. */

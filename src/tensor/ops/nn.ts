@@ -1,5 +1,6 @@
 // Neural-network ops: fused row kernels (softmax, log-softmax, layerNorm, gatherLogProbs) with
-// their dedicated backward kernels, and compositions on top (cross-entropy, dropout, attention).
+// their dedicated backward kernels, dropout alone or fused with its neighbours (a residual add
+// after, a GELU before), and compositions on top (cross-entropy, attention).
 
 import { record } from '../autograd.js';
 import { defaultGenerator } from '../engine.js';
@@ -7,7 +8,7 @@ import type { Generator } from '../random/philox.js';
 import { fmtShape, normAxis, ShapeError, shapesEqual } from '../shape.js';
 import type { Tensor } from '../tensor.js';
 import { backendOf, requireDtype, requireFloat, wrap } from './core.js';
-import { add, div, lt, mul, ne, neg, sub, where } from './elementwise.js';
+import { add, div, gelu, lt, mul, ne, neg, sub, where } from './elementwise.js';
 import { matmulT } from './matmul.js';
 import { reshape, transpose } from './movement.js';
 import { sum } from './reduce.js';
@@ -125,14 +126,61 @@ export interface DropoutOptions {
 
 /** Zeroes each element with probability p and scales the rest by 1/(1−p); the mask is seeded. */
 export function dropout(x: Tensor, p: number, opts: DropoutOptions = {}): Tensor {
-  if (!(p >= 0 && p < 1)) throw new ShapeError('dropout', `p must be in [0, 1), got ${p}`);
-  if (opts.training === false || p === 0) return x;
-  const gen = opts.generator ?? defaultGenerator();
-  const offset = opts.offsets ?? gen.next(x.size);
+  if (!dropoutActive('dropout', p, opts)) return x;
   // x · (uniform < 1 − p) · 1/(1 − p) and the mask in one pass over x; the backward is g · mask.
-  const r = x.backend.dropoutApply(x.storage, gen.key, offset, p);
+  const r = x.backend.dropoutApply(x.storage, ...maskStream(x, opts), p);
   const mask = wrap(r.mask, x.shape);
   return record('dropout', wrap(r.y, x.shape), [x], (g) => [mul(g, mask)], [mask]);
+}
+
+/**
+ * residual + dropout(x, p, opts), the residual connection of a transformer block, in one pass: the
+ * same mask and the same values as the two ops (the product is rounded before the sum). The
+ * backward passes g to the residual as it is, with no kernel, and g · mask to x. Without dropout
+ * (eval mode or p = 0) it is add(residual, x).
+ */
+export function dropoutAdd(residual: Tensor, x: Tensor, p: number, opts: DropoutOptions = {}): Tensor {
+  requireFloat('dropoutAdd', x);
+  const b = backendOf('dropoutAdd', [residual, x]);
+  if (!shapesEqual(residual.shape, x.shape)) {
+    throw new ShapeError('dropoutAdd', `residual ${fmtShape(residual.shape)} and x ${fmtShape(x.shape)} must have the same shape (no broadcasting)`);
+  }
+  if (!dropoutActive('dropoutAdd', p, opts)) return add(residual, x);
+  const r = b.dropoutApply(x.storage, ...maskStream(x, opts), p, { residual: residual.storage });
+  const mask = wrap(r.mask, x.shape);
+  return record('dropoutAdd', wrap(r.y, x.shape), [residual, x], (g, needs) => [needs[0] ? g : null, needs[1] ? mul(g, mask) : null], [mask]);
+}
+
+export interface GeluDropoutOptions extends DropoutOptions {
+  /** The GELU, as gelu(x, approximate): 'none' the exact erf form (default), 'tanh' the approximation. */
+  approximate?: 'none' | 'tanh';
+}
+
+/**
+ * dropout(gelu(x), p, opts), a transformer's feed-forward activation, in one pass each way: the
+ * forward keeps only the mask (not gelu(x)); the backward is (g · mask) · gelu'(x) in one kernel.
+ * Same mask and values as the two ops. Without dropout (eval mode or p = 0) it is gelu(x).
+ */
+export function geluDropout(x: Tensor, p: number, opts: GeluDropoutOptions = {}): Tensor {
+  requireFloat('geluDropout', x);
+  const approximate = opts.approximate ?? 'none';
+  if (!dropoutActive('geluDropout', p, opts)) return gelu(x, approximate);
+  const activation = approximate === 'tanh' ? 'geluTanh' : 'gelu';
+  const r = x.backend.dropoutApply(x.storage, ...maskStream(x, opts), p, { activation });
+  const mask = wrap(r.mask, x.shape);
+  return record('geluDropout', wrap(r.y, x.shape), [x], (g) => [wrap(g.backend.dropoutActivationBackward(g.storage, x.storage, mask.storage, activation), x.shape)], [mask]);
+}
+
+/** Checks p; false where no mask is drawn (eval mode or p = 0). */
+function dropoutActive(op: string, p: number, opts: DropoutOptions): boolean {
+  if (!(p >= 0 && p < 1)) throw new ShapeError(op, `p must be in [0, 1), got ${p}`);
+  return opts.training !== false && p !== 0;
+}
+
+/** The key and stream positions of x's mask: the caller's offsets, or x.size positions drawn from the generator. */
+function maskStream(x: Tensor, opts: DropoutOptions): [readonly [number, number], number | readonly number[]] {
+  const gen = opts.generator ?? defaultGenerator();
+  return [gen.key, opts.offsets ?? gen.next(x.size)];
 }
 
 export interface AttentionOptions {

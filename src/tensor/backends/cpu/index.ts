@@ -1,7 +1,7 @@
 // The CPU reference backend: plain loops over Float32Array / Float64Array / Int32Array, written to
 // be read. Every WebGPU kernel is checked against these.
 
-import { checkPackedQKV, type AdamWParams, type AdamWUpdate, type AttentionGrads, type AttentionParams, type Backend, type BinaryOp, type MatmulParams, type MemoryStats, type PackedAttentionParams, type ReduceOp, type Storage, type UnaryOp } from '../../backend.js';
+import { checkPackedQKV, type AdamWParams, type AdamWUpdate, type AttentionGrads, type AttentionParams, type Backend, type BinaryOp, type DropoutActivation, type DropoutFusion, type MatmulParams, type MemoryStats, type PackedAttentionParams, type ReduceOp, type Storage, type UnaryOp } from '../../backend.js';
 import { arrayFor, bytesPerElement, type DType, type TypedArray } from '../../dtype.js';
 import { contiguousStrides, sizeOf } from '../../shape.js';
 import { fillNormal, fillUniform } from '../../random/philox.js';
@@ -553,13 +553,34 @@ export class CpuBackend implements Backend {
     return this.wrap(w.dtype, dw);
   }
 
-  dropoutApply(x: Storage, key: readonly [number, number], offset: number | readonly number[], p: number) {
+  dropoutApply(x: Storage, key: readonly [number, number], offset: number | readonly number[], p: number, fuse: DropoutFusion = {}) {
+    const r = fuse.residual;
+    if (r && (r.dtype !== x.dtype || r.size !== x.size)) throw new Error(`cpu dropoutApply: residual ${r.dtype}[${r.size}] does not match x ${x.dtype}[${x.size}]`);
     const mask = this.dropoutMask(x.dtype, x.size, key, offset, p);
     const X = this.arr(x);
     const M = this.arr(mask);
+    const R = r ? this.arr(r) : null;
+    const act = fuse.activation ? unaryFn(fuse.activation, 0, 0) : null;
+    // Each step rounds to the dtype where the composed ops store a tensor: act(x), the product, the sum.
+    const round = x.dtype === 'f32' ? Math.fround : (v: number) => v;
     const y = arrayFor(x.dtype, x.size);
-    for (let i = 0; i < y.length; i++) y[i] = X[i] * M[i];
+    for (let i = 0; i < y.length; i++) {
+      const v = act ? round(act(X[i])) : X[i];
+      y[i] = R ? R[i] + round(v * M[i]) : v * M[i];
+    }
     return { y: this.wrap(x.dtype, y), mask };
+  }
+
+  dropoutActivationBackward(g: Storage, x: Storage, mask: Storage, activation: DropoutActivation): Storage {
+    const G = this.arr(g);
+    const X = this.arr(x);
+    const M = this.arr(mask);
+    const d = unaryFn(activation === 'gelu' ? 'geluGrad' : 'geluTanhGrad', 0, 0);
+    const round = x.dtype === 'f32' ? Math.fround : (v: number) => v;
+    const out = arrayFor(x.dtype, x.size);
+    // (g · mask) rounded as mul stores it, then times act'(x) as geluBackward computes it.
+    for (let i = 0; i < out.length; i++) out[i] = round(G[i] * M[i]) * d(X[i]);
+    return this.wrap(x.dtype, out);
   }
 
   powerIteration(w: Storage, u: Storage, v: Storage, rows: number, cols: number, eps: number, batch = 1): void {

@@ -5,7 +5,7 @@
 // The heavy methods (matmul, indexing, fused rows, random, AdamW) run the builders of src/shaders;
 // each builder documents its own storage order, which this file adapts to the contract.
 
-import { checkPackedQKV, type AdamWParams, type AdamWUpdate, type AttentionGrads, type AttentionParams, type Backend, type BinaryOp, type MatmulParams, type MemoryStats, type PackedAttentionParams, type ReduceOp, type Storage, type UnaryOp } from '../../backend.js';
+import { checkPackedQKV, type AdamWParams, type AdamWUpdate, type AttentionGrads, type AttentionParams, type Backend, type BinaryOp, type DropoutActivation, type DropoutFusion, type MatmulParams, type MemoryStats, type PackedAttentionParams, type ReduceOp, type Storage, type UnaryOp } from '../../backend.js';
 import { arrayFor, type DType, type TypedArray } from '../../dtype.js';
 import { contiguousStrides, sizeOf } from '../../shape.js';
 import { cpus } from 'node:os';
@@ -19,7 +19,8 @@ import { rowFormFor, type RowForm } from '../../../shaders/rows.js';
 import { chooseMatmulVariant, MATMUL_MAX_BATCH_RANK, matmulCandidates, matmulLaunch, packF16Launch, supportsOperandType, type MatmulOperandType, type MatmulVariant } from '../../../shaders/matmul.js';
 import { concatLaunch, CONCAT_MAX_SOURCES, copyLaunch } from '../../../shaders/movement.js';
 import { adamwLaunch, adamwMultiLaunch, clipScaleLaunch } from '../../../shaders/optimizer.js';
-import { dropoutMaskLaunch, randomLaunch } from '../../../shaders/random.js';
+import { dropoutActivationBackwardLaunch, dropoutApplyLaunch, dropoutMaskLaunch } from '../../../shaders/dropout.js';
+import { randomLaunch } from '../../../shaders/random.js';
 import { softmaxBackwardLaunch, softmaxLaunch } from '../../../shaders/softmax.js';
 import { powerIterationLaunch, spectralNormalizeBackwardLaunch, spectralNormalizeLaunch } from '../../../shaders/spectral.js';
 import { reduceGenericLaunch, reduceRowsLaunch, sumSquaresLaunch } from '../../../shaders/reduce.js';
@@ -599,12 +600,22 @@ export class WebGPUBackend implements Backend {
     return out;
   }
 
-  dropoutApply(x: Storage, key: readonly [number, number], offset: number | readonly number[], p: number) {
+  dropoutApply(x: Storage, key: readonly [number, number], offset: number | readonly number[], p: number, fuse: DropoutFusion = {}) {
     if (x.dtype !== 'f32') throw new Error(`webgpu dropoutApply: dtype ${x.dtype} is not supported (f32 only)`);
+    const r = fuse.residual;
+    if (r && (r.dtype !== x.dtype || r.size !== x.size)) throw new Error(`webgpu dropoutApply: residual ${r.dtype}[${r.size}] does not match x ${x.dtype}[${x.size}]`);
     const y = this.alloc(x.dtype, x.size);
     const mask = this.alloc(x.dtype, x.size);
-    this.run(dropoutMaskLaunch(x.size, [key[0], key[1]], offset, Math.fround(1 - p), Math.fround(1 / (1 - p)), this.groups, true), [x, y, mask], x.size);
+    const launch = dropoutApplyLaunch(x.size, [key[0], key[1]], offset, Math.fround(1 - p), Math.fround(1 / (1 - p)), this.groups, { activation: fuse.activation, residual: r !== undefined });
+    this.run(launch, r ? [x, r, y, mask] : [x, y, mask], x.size);
     return { y, mask };
+  }
+
+  dropoutActivationBackward(g: Storage, x: Storage, mask: Storage, activation: DropoutActivation): Storage {
+    if (x.dtype !== 'f32') throw new Error(`webgpu dropoutActivationBackward: dtype ${x.dtype} is not supported (f32 only)`);
+    const out = this.alloc(x.dtype, x.size);
+    this.run(dropoutActivationBackwardLaunch(activation, x.size, this.groups), [x, g, mask, out], x.size);
+    return out;
   }
 
   powerIteration(w: Storage, u: Storage, v: Storage, rows: number, cols: number, eps: number, batch = 1): void {
