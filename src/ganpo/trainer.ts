@@ -8,7 +8,7 @@ import { makeSchedule, type Schedule } from '../nn/schedules.js';
 import { arrayToTensor, saveCheckpoint, withPrefix, type LoadedCheckpoint } from '../nn/checkpoint.js';
 import { copyInto } from '../nn/module.js';
 import {
-  add, backward, closeScope, concat, defaultGenerator, eq, keep, mean, mul, noGrad, openScope, setDefaultGenerator, slice, stack, sum, sumOfSquares, tensor, tidy,
+  add, backward, closeScope, concat, defaultGenerator, eq, keep, mean, mul, noGrad, openScope, setDefaultGenerator, slice, reshape, sum, sumOfSquares, tensor, tidy,
   type Backend, type Tensor,
 } from '../tensor/index.js';
 import { Generator, type GeneratorState } from '../tensor/random/philox.js';
@@ -162,11 +162,12 @@ export class PreferenceTrainer {
       chosenLength: half(lp.lengths, 0), rejectedLength: half(lp.lengths, 1),
     });
     const margins = noGrad(() => base.chosenRewards.sub(base.rejectedRewards));
-    // Metrics carry no graph: they are only read back.
-    const metrics = noGrad(() => [
-      mean(base.chosenRewards), mean(base.rejectedRewards), mean(margins.gt(0)), mean(margins),
-      mean(half(lp.sum, 0)), mean(half(lp.sum, 1)),
-    ]);
+    // Metrics carry no graph: they are only read back. The six batch means as one [6] tensor (rewards
+    // chosen and rejected, accuracy, margin, log-probs chosen and rejected): one concat and one reduction.
+    const metrics = noGrad(() => {
+      const row = (x: Tensor) => reshape(x, [1, B]);
+      return mean(concat([row(base.chosenRewards), row(base.rejectedRewards), row(margins.gt(0)), row(margins), reshape(lp.sum, [2, B])], 0), 1);
+    });
     return { t, out, ref, base, metrics };
   }
 
@@ -242,7 +243,7 @@ export class PreferenceTrainer {
           extra.push(adv);
         }
         backward(perMicro(loss, accum));
-        sums = accumulate(sums, noGrad(() => stack([loss, ...f.metrics, f.base.loss, ...extra])));
+        sums = accumulate(sums, noGrad(() => concat([asVector(loss), f.metrics, ...[f.base.loss, ...extra].map(asVector)], 0)));
       } finally {
         closeScope(scope);
       }
@@ -319,7 +320,7 @@ export class PreferenceTrainer {
         const batch = collatePairs(chunk, this.opts.padId);
         const v = await noGrad(() => tidy(() => {
           const f = this.forward(batch, false);
-          return keep(stack([f.base.loss, ...f.metrics]));
+          return keep(concat([asVector(f.base.loss), f.metrics], 0));
         })).data();
         for (let i = 0; i < 7; i++) totals[i] += v[i] * chunk.length;
       }
@@ -456,6 +457,11 @@ function accumulate(acc: Tensor | null, v: Tensor): Tensor {
   acc.dispose();
   v.dispose();
   return next;
+}
+
+/** A scalar as a [1] vector (a view), to concat with others. */
+function asVector(x: Tensor): Tensor {
+  return reshape(x, [1]);
 }
 
 /** A micro-batch's share of an accumulated quantity: x / accum (no kernel without accumulation). */
