@@ -31,6 +31,13 @@ export interface BenchResult {
   ratio_vs_peer?: number;
   /** ganpo_step time / dpo_step time (ganpo_step only). */
   ganpo_overhead?: number;
+  /**
+   * Median over back-to-back (dpo, ganpo) step pairs, alternating which runs first, of ganpo / dpo:
+   * the overhead with load drift between the two cancelled pair by pair (ganpo_step only).
+   */
+  ganpo_overhead_paired?: number;
+  /** Pairs behind ganpo_overhead_paired. */
+  pairs?: number;
   /** Our GPU work per timed call (WebGPU only). */
   counters?: GpuCounters;
   /** Highest pooled + live GPU bytes of the entry's own device (training steps only). */

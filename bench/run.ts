@@ -70,8 +70,8 @@ async function main(): Promise<number> {
   if (values.quick) for (const r of results) r.params.quick = true;
 
   console.log(formatTable(results));
-  const overhead = results.find((r) => r.ganpo_overhead !== undefined)?.ganpo_overhead;
-  if (overhead !== undefined) console.log(`\nganpo_overhead (ganpo_step / dpo_step): ${overhead.toFixed(2)}x`);
+  const g = results.find((r) => r.ganpo_overhead !== undefined);
+  if (g) console.log(`\nganpo_overhead (ganpo_step / dpo_step): ${g.ganpo_overhead!.toFixed(2)}x; paired steps: ${g.ganpo_overhead_paired?.toFixed(2) ?? '-'}x`);
   for (const r of results) if (r.note) console.log(`note ${r.name}: ${r.note}`);
   if (peer.name !== 'tfjs-webgpu') console.log(`\nNOTE: the peer ran on tfjs's CPU backend, not on WebGPU: ratios compare against a CPU implementation.`);
 

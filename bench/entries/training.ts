@@ -126,6 +126,31 @@ async function openTrainer(ctx: BenchContext, ganpo: boolean, pairs: TokenizedPa
   });
 }
 
+/** Back-to-back step pairs behind ganpo_overhead_paired. */
+const PAIRS = 10;
+
+/** Median of b / a over n back-to-back (a, b) calls, alternating which runs first. */
+async function pairedRatio(a: () => Promise<unknown>, b: () => Promise<unknown>, n: number): Promise<number> {
+  const time = async (f: () => Promise<unknown>) => {
+    const t0 = performance.now();
+    await f();
+    return performance.now() - t0;
+  };
+  const ratios: number[] = [];
+  for (let i = 0; i < n; i++) {
+    if (i % 2 === 0) {
+      const ta = await time(a);
+      ratios.push((await time(b)) / ta);
+    } else {
+      const tb = await time(b);
+      ratios.push(tb / (await time(a)));
+    }
+  }
+  ratios.sort((x, y) => x - y);
+  const m = ratios.length >> 1;
+  return ratios.length % 2 ? ratios[m] : (ratios[m - 1] + ratios[m]) / 2;
+}
+
 const preferenceSteps: Entry = {
   name: 'ganpo_step',
   async run(ctx) {
@@ -134,6 +159,7 @@ const preferenceSteps: Entry = {
     const ganpo = await openTrainer(ctx, true, pairs);
     try {
       const t = await timeTasks({ dpo: dpo.step, ganpo: ganpo.step }, plan(ctx, { rounds: 2, iterations: 3, warmup: 1 }));
+      const paired = await pairedRatio(dpo.step, ganpo.step, ctx.quick ? 1 : PAIRS);
       const params = { layers: BENCH_GPT.nLayers, d: BENCH_GPT.dModel, heads: BENCH_GPT.nHeads, vocab: BENCH_GPT.vocabSize, pairs: 8, prompt: 10, response: 16, beta: 0.1 };
       const tokens = 2 * 8 * 26;
       const dpoResult: BenchResult = {
@@ -145,7 +171,7 @@ const preferenceSteps: Entry = {
         name: 'ganpo_step', ...ctx.stamp, params: { ...params, critic_width: 64 }, median_ms: t.ganpo.median_ms, samples: t.ganpo.samples,
         tokens_per_s: tokens / (t.ganpo.median_ms / 1000),
         peer: 'dpo_step', peer_median_ms: t.dpo.median_ms, ratio_vs_peer: t.dpo.median_ms / t.ganpo.median_ms,
-        ganpo_overhead: t.ganpo.median_ms / t.dpo.median_ms,
+        ganpo_overhead: t.ganpo.median_ms / t.dpo.median_ms, ganpo_overhead_paired: paired, pairs: ctx.quick ? 1 : PAIRS,
         counters: await countOnce(ganpo.backend, ganpo.step), peak_bytes: peakBytes(ganpo.backend),
         note: 'DPO + GANPO with default critics (width 64, 2 layers, 4 heads, one critic update per step); its peer is our dpo_step, timed in alternation with it',
       };
