@@ -7,10 +7,10 @@
 // Dropout kernels instead take a whole block per invocation (philoxDropoutBlock: four stream
 // positions, lane c mod 4 of block floor(c / 4) in the dropout domain, as fillDropoutUniform) and
 // turn each word into a uniform with philoxUnit.
-// Guarantees: philox4x32, philoxUniform, philoxBernoulli and philoxDropoutBlock are bit-identical to the CPU;
-// philoxNormal runs log/sqrt/cos in f32, so it matches the CPU's f64 path only to within
-// |gpu - cpu| <= 1e-6 * (1 + |z|) (tested; about 3e-7 on lavapipe; WGSL's accuracy rules allow
-// more on other GPUs).
+// Guarantees: philox4x32, philoxUniform, philoxBernoulli, philoxDropoutBlock and philoxUnit are
+// bit-identical to the CPU; philoxNormal runs log/sqrt/cos in f32, so it matches the CPU's f64 path
+// only to within |gpu - cpu| <= 1e-6 * (1 + |z|) (tested; about 3e-7 on lavapipe; WGSL's accuracy
+// rules allow more on other GPUs).
 
 import { DROPOUT_DOMAIN, PHILOX_M0, PHILOX_M1, PHILOX_ROUNDS, PHILOX_W0, PHILOX_W1 } from '../tensor/random/philox.js';
 
@@ -66,8 +66,8 @@ fn philoxUnit(w: u32) -> f32 {
   return f32(w >> 8u) * (1.0 / 16777216.0);
 }
 
-// The dropout block holding stream positions 4 * (floor(offset / 4) + j) .. + 3: counter
-// [lo32(b), hi32(b), ${DROPOUT_DOMAIN}, 0] with b = floor(offset / 4) + j, carrying into the high word.
+// The dropout block holding stream positions 4b .. 4b + 3 for b = floor(offset / 4) + j: counter
+// [lo32(b), hi32(b), ${DROPOUT_DOMAIN}, 0], the sum carried into the high word.
 fn philoxDropoutBlock(key: vec2<u32>, offsetLo: u32, offsetHi: u32, j: u32) -> vec4<u32> {
   let baseLo = (offsetLo >> 2u) | (offsetHi << 30u);
   let lo = baseLo + j;

@@ -10,9 +10,10 @@
 //   - A random op reserves n counters from a `Generator` and receives its base `offset`
 //     (an integer, 0 <= offset and offset + n <= 2^53).
 //   - Element i uses counter c = offset + i as the Philox counter [lo32(c), hi32(c), 0, 0] and the
-//     four output words w = philox4x32(counter, key) (dropout masks differ, see the end). One counter per element keeps GPU indexing
+//     four output words w = philox4x32(counter, key). One counter per element keeps GPU indexing
 //     trivial (invocation i reads counter offset + i, with a carry into the high word); it spends
-//     4 words where uniform needs 1 and normal needs 2, which is cheap next to the kernels.
+//     4 words where uniform needs 1 and normal needs 2, which is cheap next to most kernels
+//     (dropout masks, where the rounds dominate, use all four: see the end).
 //   - uniform(i)   = (w0 >>> 8) * 2^-24, in [0, 1). 24 bits so the value is exact in f32: the GPU
 //     and CPU agree bit for bit.
 //   - bernoulli(i) = uniform(i) < p, computed as the integer test (w0 >>> 8) < ceil(p * 2^24)
