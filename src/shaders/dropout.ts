@@ -1,9 +1,11 @@
-// Dropout kernels: a mask drawn from the Philox stream of random.ts (element i of a slab at stream
-// position offset + i, so GPU and CPU agree), alone or applied to an input in the same pass, with
-// the neighbours a transformer puts around a dropout fused in (a GELU before, a residual add after);
-// and the GELU-dropout backward in one pass.
+// Dropout kernels: a mask drawn from the dropout domain of the Philox stream (element i of a slab
+// at stream position offset + i, lane (offset + i) mod 4 of its block, as fillDropoutUniform in
+// src/tensor/random/philox.ts, so GPU and CPU agree), alone or applied to an input in the same pass,
+// with the neighbours a transformer puts around a dropout fused in (a GELU before, a residual add
+// after); and the GELU-dropout backward in one pass.
 //
-// Dispatch geometry: grid-stride loops over at most maxGroups workgroups of 256 invocations.
+// Dispatch geometry: grid-stride loops over at most maxGroups workgroups of 256 invocations; in the
+// mask kernels an iteration is one Philox block, the (up to) 4 elements of a slab it holds.
 
 import type { DropoutActivation } from '../tensor/backend.js';
 import { splitOffset } from '../tensor/random/philox.js';
@@ -34,13 +36,13 @@ function buildDropout(apply: boolean, act: DropoutActivation | null, residual: b
   const names = apply ? ['x', ...(residual ? ['residual'] : []), 'out', 'mask'] : ['out'];
   const storage: StorageAccess[] = names.map((n) => (n === 'out' || n === 'mask' ? 'read_write' : 'read'));
   const bindings = names.map((n, k) => `@group(0) @binding(${k + 1}) var<storage, ${storage[k]}> ${n}: array<f32>;`).join('\n');
-  const masked = `m * ${act ? 'act(x[i])' : 'x[i]'}`;
+  const masked = `m * ${act ? 'act(x[k])' : 'x[k]'}`;
   // With a residual the product is rounded before the sum, as the composed ops store it: its bits
   // OR-ed with u.zero (always 0, unknown to the compiler) keep a driver from contracting the two
   // into one fused multiply-add, which would round once and differ from dropout then add.
-  const y = residual ? `residual[i] + bitcast<f32>(bitcast<u32>(${masked}) | u.zero)` : masked;
+  const y = residual ? `residual[k] + bitcast<f32>(bitcast<u32>(${masked}) | u.zero)` : masked;
   const code = /* wgsl */ `
-struct Uniforms { size: u32, key0: u32, key1: u32, slab: u32, keep: f32, scale: f32, zero: u32, pad1: u32, offsets: array<vec4<u32>, ${MAX_DROPOUT_SLABS / 2}> }
+struct Uniforms { blocks: u32, key0: u32, key1: u32, slab: u32, keep: f32, scale: f32, zero: u32, slabBlocks: u32, offsets: array<vec4<u32>, ${MAX_DROPOUT_SLABS / 2}> }
 @group(0) @binding(0) var<uniform> u: Uniforms;
 ${bindings}
 ${philoxWGSL}
@@ -49,14 +51,25 @@ ${act ? unaryFunctionWGSL(act, 'act') : ''}
 @compute @workgroup_size(${WORKGROUP})
 fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>,
         @builtin(local_invocation_index) lid: u32) {
-  ${gridStrideLoopWGSL(WORKGROUP, 'u.size')} {
-    // Slab s (of u.slab elements) draws from its own stream position, (lo, hi) pair s of offsets.
-    let s = i / u.slab;
+  ${gridStrideLoopWGSL(WORKGROUP, 'u.blocks')} {
+    // Iteration i is block j of slab s, which draws from its own stream position o, (lo, hi) pair s
+    // of offsets. Element e of the slab is position o + e: lane (o + e) mod 4 of block
+    // floor(o / 4) + j where 4j + lane = phase + e, phase = o mod 4.
+    let s = i / u.slabBlocks;
+    let j = i - s * u.slabBlocks;
     let pair = u.offsets[s / 2u];
     let o = select(pair.xy, pair.zw, (s & 1u) == 1u);
-    let r = philoxUniform(vec2<u32>(u.key0, u.key1), o.x, o.y, i - s * u.slab);
-    let m = select(0.0, u.scale, r < u.keep);
-    ${apply ? `mask[i] = m;\n    out[i] = ${y};` : 'out[i] = m;'}
+    let phase = o.x & 3u;
+    if (4u * j >= phase + u.slab) { continue; }
+    let w = philoxDropoutBlock(vec2<u32>(u.key0, u.key1), o.x, o.y, j);
+    for (var lane = 0u; lane < 4u; lane = lane + 1u) {
+      let at = 4u * j + lane;
+      if (at < phase || at - phase >= u.slab) { continue; }
+      let k = s * u.slab + at - phase;
+      let m = select(0.0, u.scale, philoxUnit(w[lane]) < u.keep);
+      ${apply ? `mask[k] = m;
+      out[k] = ${y};` : 'out[k] = m;'}
+    }
   }
 }
 `;
@@ -65,13 +78,14 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec
 }
 
 /**
- * A dropout mask in one kernel: scale where the uniform draw of element i is below keep, else 0
- * (keep = 1 − p and scale = 1/(1 − p), rounded to f32 by the caller), the values of
- * (uniform < keep) · scale composed from randomLaunch; storage [out: read_write]. offsets: one
- * stream position for the whole mask, or one per equal slab (at most MAX_DROPOUT_SLABS), element j
- * of slab s drawn at offsets[s] + j (a stack of models, each drawing what it would alone). A
- * grid-stride loop over at most maxGroups workgroups (few on a software adapter, where each costs
- * microseconds).
+ * A dropout mask in one kernel: scale where the dropout uniform of element i is below keep, else 0
+ * (keep = 1 − p and scale = 1/(1 − p), rounded to f32 by the caller), the values of (u < keep) ·
+ * scale for the uniforms u of fillDropoutUniform; storage [out: read_write]. offsets: one stream
+ * position for the whole mask, or one per equal slab (at most MAX_DROPOUT_SLABS), element j of
+ * slab s drawn at offsets[s] + j (a stack of models, each drawing what it would alone); an offset
+ * need not be a multiple of 4 (a slab may start and end inside a block). A grid-stride loop over
+ * the slabs' Philox blocks on at most maxGroups workgroups (few on a software adapter, where each
+ * costs microseconds).
  */
 export function dropoutMaskLaunch(size: number, key: [number, number], offsets: number | readonly number[], keep: number, scale: number, maxGroups: number): Launch {
   return dropoutLaunch(dropoutKernel(null), size, key, offsets, keep, scale, maxGroups);
@@ -95,6 +109,9 @@ function dropoutLaunch(kernel: Kernel, size: number, key: [number, number], offs
     throw new RangeError(`dropoutMask: ${offs.length} slab offsets for ${size} elements (1 to ${MAX_DROPOUT_SLABS}, dividing the size)`);
   }
   const slab = size / offs.length;
+  // Blocks a slab spans at the worst phase (offset mod 4 = 3); at others its last one is skipped.
+  const slabBlocks = Math.ceil((slab + 3) / 4);
+  const blocks = size === 0 ? 0 : offs.length * slabBlocks;
   const words: UniformField[] = [];
   for (let s = 0; s < MAX_DROPOUT_SLABS; s++) {
     const o = offs[s] ?? 0;
@@ -104,8 +121,8 @@ function dropoutLaunch(kernel: Kernel, size: number, key: [number, number], offs
   }
   return {
     kernel,
-    uniforms: packUniforms([['u32', size], ['u32', key[0]], ['u32', key[1]], ['u32', Math.max(1, slab)], ['f32', keep], ['f32', scale], ['u32', 0], ['u32', 0], ...words]),
-    workgroups: gridStride(size, WORKGROUP, maxGroups),
+    uniforms: packUniforms([['u32', blocks], ['u32', key[0]], ['u32', key[1]], ['u32', slab], ['f32', keep], ['f32', scale], ['u32', 0], ['u32', Math.max(1, slabBlocks)], ...words]),
+    workgroups: gridStride(blocks, WORKGROUP, maxGroups),
   };
 }
 

@@ -4,12 +4,15 @@
 // Paste `philoxWGSL` into a kernel that needs randomness (only those kernels, to keep generated
 // WGSL readable). The host passes key = seedToKey(seed) and [offsetLo, offsetHi] =
 // splitOffset(gen.next(n)); invocation i calls philoxUniform(key, offsetLo, offsetHi, i), etc.
-// Guarantees: philox4x32, philoxUniform and philoxBernoulli are bit-identical to the CPU;
-// philoxNormal runs log/sqrt/cos in f32, so it matches the CPU's f64 path only to within
-// |gpu - cpu| <= 1e-6 * (1 + |z|) (tested; about 3e-7 on lavapipe; WGSL's accuracy rules allow
-// more on other GPUs).
+// Dropout kernels instead take a whole block per invocation (philoxDropoutBlock: four stream
+// positions, lane c mod 4 of block floor(c / 4) in the dropout domain, as fillDropoutUniform) and
+// turn each word into a uniform with philoxUnit.
+// Guarantees: philox4x32, philoxUniform, philoxBernoulli, philoxDropoutBlock and philoxUnit are
+// bit-identical to the CPU; philoxNormal runs log/sqrt/cos in f32, so it matches the CPU's f64 path
+// only to within |gpu - cpu| <= 1e-6 * (1 + |z|) (tested; about 3e-7 on lavapipe; WGSL's accuracy
+// rules allow more on other GPUs).
 
-import { PHILOX_M0, PHILOX_M1, PHILOX_ROUNDS, PHILOX_W0, PHILOX_W1 } from '../tensor/random/philox.js';
+import { DROPOUT_DOMAIN, PHILOX_M0, PHILOX_M1, PHILOX_ROUNDS, PHILOX_W0, PHILOX_W1 } from '../tensor/random/philox.js';
 
 const u32 = (x: number): string => `0x${x.toString(16)}u`;
 
@@ -56,6 +59,20 @@ fn philoxCounter(offsetLo: u32, offsetHi: u32, i: u32) -> vec4<u32> {
 fn philoxUniform(key: vec2<u32>, offsetLo: u32, offsetHi: u32, i: u32) -> f32 {
   let w = philox4x32(philoxCounter(offsetLo, offsetHi, i), key);
   return f32(w.x >> 8u) * (1.0 / 16777216.0);
+}
+
+// A word's uniform: (w >> 8) * 2^-24 in [0, 1), exact in f32.
+fn philoxUnit(w: u32) -> f32 {
+  return f32(w >> 8u) * (1.0 / 16777216.0);
+}
+
+// The dropout block holding stream positions 4b .. 4b + 3 for b = floor(offset / 4) + j: counter
+// [lo32(b), hi32(b), ${DROPOUT_DOMAIN}, 0], the sum carried into the high word.
+fn philoxDropoutBlock(key: vec2<u32>, offsetLo: u32, offsetHi: u32, j: u32) -> vec4<u32> {
+  let baseLo = (offsetLo >> 2u) | (offsetHi << 30u);
+  let lo = baseLo + j;
+  let hi = (offsetHi >> 2u) + select(0u, 1u, lo < baseLo);
+  return philox4x32(vec4<u32>(lo, hi, ${DROPOUT_DOMAIN}u, 0u), key);
 }
 
 // uniform < p as an integer test; threshold = bernoulliThreshold(p) from the host.

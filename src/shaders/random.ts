@@ -1,6 +1,7 @@
 // Fills a buffer with counter-based uniform or normal f32 numbers: element i is drawn from Philox
 // counter offset + i under key (the contract of src/tensor/random/philox.ts), so GPU and CPU agree.
-// Dropout masks, drawn from the same stream, are in dropout.ts.
+// Dropout masks, drawn at the generator's positions too but four per block in a domain of their
+// own (philox.ts), are in dropout.ts.
 //
 // Dispatch geometry: one invocation per element, grid1d with 256 per workgroup.
 

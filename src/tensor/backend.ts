@@ -206,9 +206,10 @@ export interface Backend {
    */
   random(kind: 'uniform' | 'normal', dtype: DType, size: number, key: readonly [number, number], offset: number): Storage;
   /**
-   * A dropout mask from the same stream as random('uniform', ...): element i is 1/(1 − p) where
-   * its uniform draw is below 1 − p, else 0, both constants rounded to the dtype (the values of
-   * (uniform < 1 − p) · (1/(1 − p)) computed with the elementwise ops). With several offsets (at
+   * A dropout mask: element i is 1/(1 − p) where the dropout uniform at stream position offset + i
+   * (lane (offset + i) mod 4 of a Philox block in the dropout domain, fillDropoutUniform in
+   * src/tensor/random/philox.ts) is below 1 − p, else 0, both constants rounded to the dtype (the
+   * values of (u < 1 − p) · (1/(1 − p)) computed with the elementwise ops). With several offsets (at
    * most 4) the mask is that many equal slabs, element j of slab s drawn at offsets[s] + j.
    */
   dropoutMask(dtype: DType, size: number, key: readonly [number, number], offset: number | readonly number[], p: number): Storage;

@@ -1,5 +1,5 @@
 // The WGSL Philox helpers on a real WebGPU device agree with the TypeScript reference: raw blocks,
-// uniforms and Bernoulli masks bit for bit, normals within a small absolute tolerance.
+// uniforms, Bernoulli masks and dropout blocks bit for bit, normals within a small absolute tolerance.
 // Without an adapter it skips with a printed reason, or fails under GANPO_REQUIRE_WEBGPU=1.
 
 import { afterAll, describe, expect, it } from 'vitest';
@@ -7,6 +7,7 @@ import { philoxWGSL } from '../../src/shaders/philox.js';
 import {
   bernoulliThreshold,
   normalAt,
+  dropoutUniformAt,
   philox4x32,
   seedToKey,
   splitOffset,
@@ -23,8 +24,11 @@ afterAll(() => device?.destroy());
 const WORKGROUP = 64;
 
 // Dispatch geometry: x covers elements in workgroups of 64, y is the case (one key + offset each).
+/** u32 words written per element. */
+const STRIDE = 15;
 const kernel = /* wgsl */ `
 ${philoxWGSL}
+const STRIDE = ${STRIDE}u;
 
 struct Case { key: vec2<u32>, offsetLo: u32, offsetHi: u32, threshold: u32, pad0: u32, pad1: u32, pad2: u32 }
 
@@ -32,13 +36,19 @@ struct Case { key: vec2<u32>, offsetLo: u32, offsetHi: u32, threshold: u32, pad0
 @group(0) @binding(1) var<storage, read_write> out: array<u32>;
 @group(0) @binding(2) var<uniform> n: vec4<u32>;
 
-// Per element: 4 raw Philox words of counter offset + i, uniform, normal (as bits), mask.
+// Per element: 4 raw Philox words of counter offset + i, uniform, normal (as bits), mask, then the
+// 4 words of dropout block floor(offset / 4) + i and the uniform of each (as bits).
 @compute @workgroup_size(${WORKGROUP})
 fn main(@builtin(global_invocation_id) gid: vec3<u32>) {
   let i = gid.x;
   if (i >= n.x) { return; }
   let c = cases[gid.y];
-  let base = (gid.y * n.x + i) * 7u;
+  let base = (gid.y * n.x + i) * STRIDE;
+  let d = philoxDropoutBlock(c.key, c.offsetLo, c.offsetHi, i);
+  for (var lane = 0u; lane < 4u; lane = lane + 1u) {
+    out[base + 7u + lane] = d[lane];
+    out[base + 11u + lane] = bitcast<u32>(philoxUnit(d[lane]));
+  }
   let w = philox4x32(philoxCounter(c.offsetLo, c.offsetHi, i), c.key);
   out[base + 0u] = w.x;
   out[base + 1u] = w.y;
@@ -61,7 +71,7 @@ async function runCases(dev: GPUDevice, cases: Case[], n: number): Promise<Uint3
   cases.forEach((c, k) => {
     caseData.set([c.key[0], c.key[1], ...splitOffset(c.offset), bernoulliThreshold(c.p)], k * 8);
   });
-  const outBytes = cases.length * n * 7 * 4;
+  const outBytes = cases.length * n * STRIDE * 4;
   const caseBuf = dev.createBuffer({ size: caseData.byteLength, usage: GPUBufferUsage.STORAGE | GPUBufferUsage.COPY_DST });
   const outBuf = dev.createBuffer({ size: outBytes, usage: GPUBufferUsage.STORAGE | GPUBufferUsage.COPY_SRC });
   const sizeBuf = dev.createBuffer({ size: 16, usage: GPUBufferUsage.UNIFORM | GPUBufferUsage.COPY_DST });
@@ -99,7 +109,7 @@ async function runCases(dev: GPUDevice, cases: Case[], n: number): Promise<Uint3
 }
 
 describe.skipIf(!device)('philox WGSL', () => {
-  it('blocks, uniforms and masks are bit-identical to the CPU, normals within 1e-6 * (1 + |z|)', async () => {
+  it('blocks, uniforms, masks and dropout blocks are bit-identical to the CPU, normals within 1e-6 * (1 + |z|)', async () => {
     const dev = device!;
     const n = 4096;
     const cases: Case[] = [
@@ -109,6 +119,7 @@ describe.skipIf(!device)('philox WGSL', () => {
       { key: seedToKey(42), offset: 2 ** 53 - n, p: 1 / 3 },
       { key: seedToKey(123456789), offset: 987654321, p: 0 },
       { key: seedToKey(7), offset: 5 * 2 ** 32 - 2048, p: 1 },
+      { key: seedToKey(8), offset: 2 ** 34 - 4 * 1000 - 3, p: 0.5 }, // dropout block index carries at 2^32
     ];
     const out = await runCases(dev, cases, n);
     const asFloat = new Float32Array(out.buffer);
@@ -117,7 +128,7 @@ describe.skipIf(!device)('philox WGSL', () => {
     cases.forEach((c, k) => {
       const threshold = bernoulliThreshold(c.p);
       for (let i = 0; i < n; i++) {
-        const base = (k * n + i) * 7;
+        const base = (k * n + i) * STRIDE;
         const counter = c.offset + i;
         const expected = philox4x32([counter >>> 0, Math.floor(counter / 2 ** 32), 0, 0], c.key);
         const got = Array.from(out.subarray(base, base + 4));
@@ -129,6 +140,14 @@ describe.skipIf(!device)('philox WGSL', () => {
         const keep = (expected[0] >>> 8) < threshold ? 1 : 0;
         if (out[base + 6] !== keep || keep !== (u < c.p ? 1 : 0)) {
           expect.fail(`case ${k} element ${i}: mask ${out[base + 6]} != ${keep}`);
+        }
+        const b = Math.floor(c.offset / 4) + i;
+        const block = philox4x32([b >>> 0, Math.floor(b / 2 ** 32), 1, 0], c.key);
+        for (let lane = 0; lane < 4; lane++) {
+          if (out[base + 7 + lane] !== block[lane]) expect.fail(`case ${k} dropout block ${b} lane ${lane}: ${out[base + 7 + lane]} != ${block[lane]}`);
+          if (4 * b + lane >= 2 ** 53) continue; // past the stream (the last case's blocks run on)
+          const du = dropoutUniformAt(c.key, 4 * b + lane);
+          if (asFloat[base + 11 + lane] !== du) expect.fail(`case ${k} dropout position ${4 * b + lane}: ${asFloat[base + 11 + lane]} != ${du}`);
         }
         const z = normalAt(c.key, c.offset, i);
         worstNormal = Math.max(worstNormal, Math.abs(asFloat[base + 5]! - z) / (1 + Math.abs(z)));

@@ -1,13 +1,16 @@
 // Philox4x32-10 against Random123's known answers, and the statistical and bookkeeping
-// properties of the element-level generator contract (CPU side).
+// properties of the element-level generator contract and of dropout's four-lane stream (CPU side).
 
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
 import {
+  DROPOUT_DOMAIN,
   Generator,
   MAX_OFFSET,
   bernoulliMask,
   bernoulliThreshold,
+  dropoutUniformAt,
+  fillDropoutUniform,
   fillNormal,
   fillUniform,
   mulhilo32,
@@ -197,6 +200,87 @@ describe('bernoulliMask', () => {
     expect(bernoulliThreshold(0)).toBe(0);
     expect(bernoulliThreshold(1)).toBe(2 ** 24);
     expect(() => bernoulliThreshold(NaN)).toThrow(RangeError);
+  });
+});
+
+describe('dropout uniforms', () => {
+  // Positions of every phase mod 4, around a block index's high-word carry (c near 2^34), and anywhere.
+  const position = fc.oneof(
+    fc.integer({ min: 0, max: 64 }),
+    fc.integer({ min: 2 ** 34 - 64, max: 2 ** 34 + 64 }),
+    fc.integer({ min: 0, max: MAX_OFFSET - 1024 }),
+  );
+  /** The contract by hand: lane c mod 4 of block floor(c / 4), counter [lo32, hi32, 1, 0]. */
+  const byHand = (key: PhiloxKey, c: number): number => {
+    const b = BigInt(c) / 4n;
+    const w = philox4x32([Number(b & 0xffffffffn), Number(b >> 32n), 1, 0], key);
+    return (w[Number(BigInt(c) % 4n)]! >>> 8) / 2 ** 24;
+  };
+
+  it('position c is lane c mod 4 of block floor(c / 4) in the dropout domain (counter word 2 = 1)', () => {
+    expect(DROPOUT_DOMAIN).toBe(1);
+    fc.assert(
+      fc.property(seed, position, (s, c) => {
+        const key = seedToKey(s);
+        expect(dropoutUniformAt(key, c)).toBe(byHand(key, c));
+      }),
+      { numRuns: 500 },
+    );
+    // The block index's high word: positions 2^34 - 1 and 2^34 are blocks 2^32 - 1 and 2^32.
+    const key = seedToKey(42);
+    expect(dropoutUniformAt(key, 2 ** 34 - 1)).toBe((philox4x32([0xffffffff, 0, 1, 0], key)[3] >>> 8) * 2 ** -24);
+    expect(dropoutUniformAt(key, 2 ** 34)).toBe((philox4x32([0, 1, 1, 0], key)[0] >>> 8) * 2 ** -24);
+  });
+
+  it('fillDropoutUniform at any offset and length equals dropoutUniformAt position by position (partial first and last blocks)', () => {
+    fc.assert(
+      fc.property(seed, position, fc.integer({ min: 0, max: 23 }), fc.boolean(), (s, o, n, f32) => {
+        const key = seedToKey(s);
+        const out = f32 ? new Float32Array(n) : new Float64Array(n);
+        fillDropoutUniform(out, key, o);
+        expect(Array.from(out)).toEqual(Array.from({ length: n }, (_, i) => dropoutUniformAt(key, o + i)));
+      }),
+      { numRuns: 500 },
+    );
+  });
+
+  it('the dropout domain is not the word-0 stream of uniform: the same positions draw other values', () => {
+    fc.assert(
+      fc.property(seed, position, (s, o) => {
+        const key = seedToKey(s);
+        const a = new Float64Array(16);
+        const b = new Float64Array(16);
+        fillDropoutUniform(a, key, o);
+        fillUniform(b, key, o);
+        expect(Array.from(a)).not.toEqual(Array.from(b));
+      }),
+    );
+  });
+
+  it('over 1e5 positions from an offset that is not a multiple of 4: mean and variance within 5 sigma, no repeats between consecutive ranges', () => {
+    const n = 100_000;
+    const out = new Float64Array(2 * n);
+    fillDropoutUniform(out, seedToKey(7), 2 ** 34 - n - 3);
+    const first = out.subarray(0, n);
+    const mean = first.reduce((s, v) => s + v, 0) / n;
+    const variance = first.reduce((s, v) => s + (v - mean) ** 2, 0) / n;
+    expect(Math.abs(mean - 0.5)).toBeLessThan(5 * Math.sqrt(1 / 12 / n));
+    expect(Math.abs(variance - 1 / 12)).toBeLessThan(5 * Math.sqrt(1 / 180 / n));
+    // Positions o + i and o + n + i coincide only by chance (2^-24 each: about 0.006 of 1e5 expected).
+    let same = 0;
+    for (let i = 0; i < n; i++) if (out[i] === out[n + i]) same++;
+    expect(same).toBeLessThanOrEqual(2);
+    // Nor do the four lanes of a block repeat one another.
+    let lanes = 0;
+    for (let i = 1; i < 2 * n; i++) if (out[i] === out[i - 1]) lanes++;
+    expect(lanes).toBeLessThanOrEqual(2);
+  });
+
+  it('rejects positions that would leave [0, 2^53)', () => {
+    expect(() => fillDropoutUniform(new Float64Array(2), [0, 0], MAX_OFFSET - 1)).toThrow(/fillDropoutUniform/);
+    expect(() => fillDropoutUniform(new Float64Array(1), [0, 0], -1)).toThrow(RangeError);
+    expect(() => dropoutUniformAt([0, 0], MAX_OFFSET)).toThrow(/dropoutUniformAt/);
+    expect(dropoutUniformAt([0, 0], MAX_OFFSET - 1)).toBe(byHand([0, 0], MAX_OFFSET - 1));
   });
 });
 

@@ -124,10 +124,14 @@ export interface DropoutOptions {
   offsets?: readonly number[];
 }
 
-/** Zeroes each element with probability p and scales the rest by 1/(1−p); the mask is seeded. */
+/**
+ * Zeroes each element with probability p and scales the rest by 1/(1−p); the mask is seeded:
+ * element i at stream position offset + i of the dropout stream (four positions per Philox block,
+ * src/tensor/random/philox.ts), x.size positions reserved from the generator unless opts.offsets.
+ */
 export function dropout(x: Tensor, p: number, opts: DropoutOptions = {}): Tensor {
   if (!dropoutActive('dropout', p, opts)) return x;
-  // x · (uniform < 1 − p) · 1/(1 − p) and the mask in one pass over x; the backward is g · mask.
+  // x · (u < 1 − p) · 1/(1 − p) and the mask in one pass over x; the backward is g · mask.
   const r = x.backend.dropoutApply(x.storage, ...maskStream(x, opts), p);
   const mask = wrap(r.mask, x.shape);
   return record('dropout', wrap(r.y, x.shape), [x], (g) => [mul(g, mask)], [mask]);

@@ -12,7 +12,8 @@
 //   - Element i uses counter c = offset + i as the Philox counter [lo32(c), hi32(c), 0, 0] and the
 //     four output words w = philox4x32(counter, key). One counter per element keeps GPU indexing
 //     trivial (invocation i reads counter offset + i, with a carry into the high word); it spends
-//     4 words where uniform needs 1 and normal needs 2, which is cheap next to the kernels.
+//     4 words where uniform needs 1 and normal needs 2, which is cheap next to most kernels
+//     (dropout masks, where the rounds dominate, use all four: see the end).
 //   - uniform(i)   = (w0 >>> 8) * 2^-24, in [0, 1). 24 bits so the value is exact in f32: the GPU
 //     and CPU agree bit for bit.
 //   - bernoulli(i) = uniform(i) < p, computed as the integer test (w0 >>> 8) < ceil(p * 2^24)
@@ -23,6 +24,14 @@
 //     exact f32 values on both backends; the CPU evaluates log/sqrt/cos in f64 and rounds once, the
 //     GPU in f32, so normals agree to |gpu - cpu| <= 1e-6 * (1 + |z|), not bit for bit
 //     (absolute plus relative: near z = 0 a purely relative bound is meaningless). |normal| <= sqrt(48 ln 2) ~ 5.77, a tail cut at probability ~8e-9.
+//
+// Dropout masks (and only they) use all four words of a block, as the Philox rounds dominate a
+// dropout kernel's cost. Stream positions stay element positions (a mask of n elements reserves n
+// positions), but position c draws lane c mod 4 of block b = floor(c / 4):
+//   - w = philox4x32([lo32(b), hi32(b), 1, 0], key); word 2 = 1 (`DROPOUT_DOMAIN`) marks the dropout
+//     domain, so a dropout block never coincides with a block another random op (word 2 = 0) draws.
+//   - dropoutUniform(c) = (w[c mod 4] >>> 8) * 2^-24, exact in f32 as above; a mask keeps position
+//     c where dropoutUniform(c) < 1 - p (`fillDropoutUniform`, src/shaders/dropout.ts on the GPU).
 
 /** Philox4x32 multipliers and Weyl key increments (Salmon et al. 2011, Random123). */
 export const PHILOX_M0 = 0xd2511f53;
@@ -175,7 +184,34 @@ export function fillNormal(out: Float32Array | Float64Array, key: PhiloxKey, off
   for (let i = 0; i < out.length; i++) out[i] = normalAt(key, offset, i);
 }
 
-/** Fill `out` with a keep mask: 1 where uniform(i) < p, else 0 (dropout keeps with probability p). */
+/** Word 2 of a dropout block's counter: the dropout domain, apart from every other op's blocks (word 2 = 0). */
+export const DROPOUT_DOMAIN = 1;
+
+/** The dropout uniform at stream position c: lane c mod 4 of block floor(c / 4) in the dropout domain. */
+export function dropoutUniformAt(key: PhiloxKey, c: number): number {
+  checkRange('dropoutUniformAt', c, 1);
+  const b = Math.floor(c / 4);
+  philoxInto(b >>> 0, Math.floor(b / TWO_POW_32), DROPOUT_DOMAIN, 0, key[0], key[1], scratch);
+  return (scratch[c % 4]! >>> 8) * TWO_POW_MINUS_24;
+}
+
+/**
+ * Fill `out` with the dropout uniforms of positions offset .. offset + out.length - 1, each block
+ * computed once for the (up to) four positions it holds; a partial first or last block writes only
+ * its positions inside the range.
+ */
+export function fillDropoutUniform(out: Float32Array | Float64Array, key: PhiloxKey, offset: number): void {
+  checkRange('fillDropoutUniform', offset, out.length);
+  const end = offset + out.length;
+  for (let b = Math.floor(offset / 4); b * 4 < end; b++) {
+    philoxInto(b >>> 0, Math.floor(b / TWO_POW_32), DROPOUT_DOMAIN, 0, key[0], key[1], scratch);
+    const first = Math.max(offset, b * 4);
+    const last = Math.min(end, b * 4 + 4);
+    for (let c = first; c < last; c++) out[c - offset] = (scratch[c - b * 4]! >>> 8) * TWO_POW_MINUS_24;
+  }
+}
+
+/** Fill `out` with a keep mask: 1 where uniform(i) < p, else 0 (the word-0 stream of uniform, not dropout's). */
 export function bernoulliMask(
   out: Float32Array | Float64Array | Uint8Array | Uint32Array,
   p: number,

@@ -5,6 +5,7 @@ import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
 import * as T from '../../../src/tensor/index.js';
 import type { Tensor } from '../../../src/tensor/index.js';
+import { philox4x32 } from '../../../src/tensor/random/philox.js';
 import { axisArb, indicesArb, shapeArb, sizeOfShape, tensorArb, valuesArb } from '../../helpers/arbitraries.js';
 import { expectAllClose, gradProperty, input, ints, read } from '../../helpers/gradients.js';
 
@@ -294,6 +295,53 @@ describe('nn ops: forward properties', () => {
       expect(Math.abs(zeros / 4000 - 0.3)).toBeLessThan(0.03);
       expect(a.every((v) => v === 0 || Math.abs(v - 1 / 0.7) < 1e-12)).toBe(true);
       expect(T.dropout(x, 0.3, { training: false })).toBe(x);
+    });
+  });
+
+  it('dropout masks on the CPU are the dropout stream by hand: position c keeps where lane c mod 4 of philox4x32([lo32(c/4), hi32(c/4), 1, 0]) is below 1 − p', () => {
+    const position = fc.oneof(fc.integer({ min: 0, max: 64 }), fc.integer({ min: 2 ** 34 - 200, max: 2 ** 34 + 3 }), fc.integer({ min: 0, max: 2 ** 52 }));
+    fc.assert(
+      fc.property(fc.integer({ min: 1, max: 4 }), fc.integer({ min: 0, max: 40 }), fc.array(position, { minLength: 4, maxLength: 4 }), fc.bigInt({ min: 0n, max: (1n << 64n) - 1n }),
+        fc.constantFrom(0.1, 0.5, 0.9), fc.constantFrom<'f32' | 'f64'>('f32', 'f64'), (S, slab, offs, seed, p, dtype) => {
+          const offsets = offs.slice(0, S);
+          const gen = new T.Generator(seed);
+          const round = dtype === 'f32' ? Math.fround : (v: number) => v;
+          const want = offsets.flatMap((o) => Array.from({ length: slab }, (_, j) => {
+            const b = BigInt(o + j) / 4n;
+            const w = philox4x32([Number(b & 0xffffffffn), Number(b >> 32n), 1, 0], gen.key);
+            const u = (w[(o + j) % 4]! >>> 8) * 2 ** -24;
+            return u < round(1 - p) ? round(1 / (1 - p)) : 0;
+          }));
+          const cpu = new T.CpuBackend();
+          expect(Array.from(cpu.readSync(cpu.dropoutMask(dtype, S * slab, gen.key, offsets, p)))).toEqual(want);
+          T.tidy(() => {
+            const y = T.dropout(T.ones([S, slab], { dtype }), p, { generator: gen, offsets });
+            expect(Array.from(y.dataSync())).toEqual(want);
+          });
+        }),
+      { numRuns: 200 },
+    );
+  });
+
+  it.each([0.1, 0.5, 0.9])('dropout (p = %f) keeps 1 − p of 2^16 elements within 5 sigma, and consecutive draws do not repeat the mask', (p) => {
+    T.tidy(() => {
+      const n = 2 ** 16;
+      const gen = new T.Generator(11, 2 ** 34 - n - 1);
+      const x = T.ones([n], { dtype: 'f64' });
+      const a = T.dropout(x, p, { generator: gen }).dataSync();
+      const b = T.dropout(x, p, { generator: gen }).dataSync();
+      expect(gen.offset).toBe(2 ** 34 + n - 1);
+      const keep = 1 - p;
+      for (const m of [a, b]) {
+        const kept = Array.from(m).filter((v) => v !== 0).length;
+        expect(Math.abs(kept - n * keep)).toBeLessThan(5 * Math.sqrt(n * p * keep));
+      }
+      // Independent masks agree at a fraction keep² + p² of the elements; a repeated or shifted
+      // stream would agree far more often.
+      let agree = 0;
+      for (let i = 0; i < n; i++) if ((a[i] === 0) === (b[i] === 0)) agree++;
+      const q = keep * keep + p * p;
+      expect(Math.abs(agree - n * q)).toBeLessThan(5 * Math.sqrt(n * q * (1 - q)));
     });
   });
 

@@ -4,7 +4,7 @@
 import { checkPackedQKV, type AdamWParams, type AdamWUpdate, type AttentionGrads, type AttentionParams, type Backend, type BinaryOp, type DropoutActivation, type DropoutFusion, type MatmulParams, type MemoryStats, type PackedAttentionParams, type ReduceOp, type Storage, type UnaryOp } from '../../backend.js';
 import { arrayFor, bytesPerElement, type DType, type TypedArray } from '../../dtype.js';
 import { contiguousStrides, sizeOf } from '../../shape.js';
-import { fillNormal, fillUniform } from '../../random/philox.js';
+import { fillDropoutUniform, fillNormal, fillUniform } from '../../random/philox.js';
 import { unaryFn, binaryFn } from './scalar.js';
 import { matmulInto } from './matmul.js';
 
@@ -502,7 +502,7 @@ export class CpuBackend implements Backend {
     if (offs.length < 1 || offs.length > 4 || size % offs.length !== 0) throw new RangeError(`dropoutMask: ${offs.length} slab offsets for ${size} elements (1 to 4, dividing the size)`);
     const out = dtype === 'f64' ? new Float64Array(size) : new Float32Array(size);
     const slab = size / offs.length;
-    offs.forEach((o, s) => fillUniform(out.subarray(s * slab, (s + 1) * slab), [key[0], key[1]], o));
+    offs.forEach((o, s) => fillDropoutUniform(out.subarray(s * slab, (s + 1) * slab), [key[0], key[1]], o));
     const round = dtype === 'f64' ? (v: number) => v : Math.fround;
     const keep = round(1 - p);
     const scale = round(1 / (1 - p));

@@ -2,19 +2,21 @@
 // GELU returns the CPU's mask bit for bit, and values bit-identical to the GPU's own composed
 // kernels (unary gelu, dropoutApply, binary add) and to the CPU where no GELU is involved (GELU's
 // f32 erf and tanh differ from the CPU's by the bounds of elementwise.test.ts); the GELU-dropout
-// backward likewise. Then the ops dropoutAdd and geluDropout against their compositions on the GPU.
+// backward likewise; the kernels on a single workgroup, so each invocation walks many Philox blocks.
+// Then the ops dropoutAdd and geluDropout against their compositions on the GPU.
 
 import fc from 'fast-check';
 import { expect, it } from 'vitest';
+import { dropoutApplyLaunch, dropoutMaskLaunch } from '../../../../src/shaders/dropout.js';
 import type { DropoutActivation, DropoutFusion } from '../../../../src/tensor/backend.js';
 import { contiguousStrides } from '../../../../src/tensor/shape.js';
-import { dropoutCaseArb, fusedAndComposed, runCase } from '../../../helpers/dropoutCases.js';
+import { dropoutCaseArb, fusedAndComposed, runCase, streamOffsetArb } from '../../../helpers/dropoutCases.js';
 import { seed, seededValues } from '../../../helpers/backendArbitraries.js';
 import { both, cpu, describeGpu, expectClose, gpu, readBoth } from '../../../helpers/webgpu.js';
 
 const RUNS = { numRuns: 20 };
 const u32 = fc.integer({ min: 0, max: 2 ** 32 - 1 });
-const offset = fc.integer({ min: 0, max: 2 ** 52 });
+const offset = fc.oneof(streamOffsetArb, fc.integer({ min: 0, max: 2 ** 52 }));
 const activationArb = fc.constantFrom<DropoutActivation | undefined>(undefined, 'gelu', 'geluTanh');
 /** |gpu − cpu| of the unary GELU forms (elementwise.test.ts), absolute and relative. */
 const GELU_TOL: Record<DropoutActivation, number> = { gelu: 2e-6, geluTanh: 5e-6 };
@@ -49,13 +51,35 @@ describeGpu('webgpu fused dropout', () => {
       }), RUNS);
   });
 
+  it('on one workgroup (each invocation loops over many Philox blocks) the mask and applying kernels equal the backend\'s own dispatch and the CPU mask', async () => {
+    await fc.assert(fc.asyncProperty(fc.integer({ min: 1, max: 2500 }), fc.array(offset, { minLength: 1, maxLength: 4 }), u32, fc.constantFrom(0.1, 0.5), activationArb, fc.boolean(), seed,
+      async (slab, offsets, k0, p, activation, withResidual, sd) => {
+        const n = slab * offsets.length;
+        const key: [number, number] = [k0, 3];
+        const keep = Math.fround(1 - p);
+        const scale = Math.fround(1 / (1 - p));
+        const want = [...cpu.readSync(cpu.dropoutMask('f32', n, key, offsets, p))];
+        const mask = gpu.upload('f32', new Float32Array(n));
+        gpu.runKernel(dropoutMaskLaunch(n, key, offsets, keep, scale, 1), [], [mask]);
+        expect([...await gpu.read(mask)]).toEqual(want);
+        const x = gpu.upload('f32', seededValues(sd, n, -5, 5));
+        const r = gpu.upload('f32', seededValues(sd + 1, n));
+        const out = gpu.upload('f32', new Float32Array(n));
+        gpu.runKernel(dropoutApplyLaunch(n, key, offsets, keep, scale, 1, { activation, residual: withResidual }), withResidual ? [x, r] : [x], [out, mask]);
+        const ref = gpu.dropoutApply(x, key, offsets, p, { activation, ...(withResidual ? { residual: r } : {}) });
+        expect([...await gpu.read(mask)]).toEqual(want);
+        expect([...await gpu.read(out)]).toEqual([...await gpu.read(ref.y)]);
+        for (const b of [mask, x, r, out, ref.y, ref.mask]) gpu.free(b);
+      }), RUNS);
+  });
+
   it('dropoutActivationBackward is bit-identical to binary mul then binary gelu(Tanh)Backward on the GPU, and close to the CPU', async () => {
-    await fc.assert(fc.asyncProperty(fc.integer({ min: 0, max: 3000 }), fc.constantFrom<DropoutActivation>('gelu', 'geluTanh'), u32, fc.constantFrom(0.1, 0.5), seed,
-      async (n, activation, k0, p, sd) => {
+    await fc.assert(fc.asyncProperty(fc.integer({ min: 0, max: 3000 }), fc.constantFrom<DropoutActivation>('gelu', 'geluTanh'), u32, offset, fc.constantFrom(0.1, 0.5), seed,
+      async (n, activation, k0, o, p, sd) => {
         const [xg, xc] = both('f32', seededValues(sd, n, -6, 6));
         const [gg, gc] = both('f32', seededValues(sd + 1, n));
-        const mg = gpu.dropoutMask('f32', n, [k0, 7], 3, p);
-        const mc = cpu.dropoutMask('f32', n, [k0, 7], 3, p);
+        const mg = gpu.dropoutMask('f32', n, [k0, 7], o, p);
+        const mc = cpu.dropoutMask('f32', n, [k0, 7], o, p);
         const st = contiguousStrides([n]);
         const masked = gpu.binary('mul', gg, mg, [n], st, st);
         const composed = gpu.binary(activation === 'gelu' ? 'geluBackward' : 'geluTanhBackward', xg, masked, [n], st, st);
