@@ -107,7 +107,7 @@ export function formatMarkdown(results: readonly BenchResult[]): string {
     r.peer ?? '',
     fmt(r.peer_median_ms),
     rate(r, true),
-    r.ganpo_overhead !== undefined ? `${fmt(r.ganpo_overhead)}× DPO time` : r.ratio_vs_peer === undefined ? '' : `${fmt(r.ratio_vs_peer)}×`,
+    r.ganpo_overhead !== undefined ? `${fmt(r.ganpo_overhead)}× DPO time${r.ganpo_overhead_paired !== undefined ? ` (paired ${fmt(r.ganpo_overhead_paired)}×)` : ''}` : r.ratio_vs_peer === undefined ? '' : `${fmt(r.ratio_vs_peer)}×`,
     r.counters ? `${r.counters.dispatches}/${r.counters.submits}/${r.counters.readbacks}` : '',
   ]);
   const line = (cells: string[]): string => `| ${cells.map(cell).join(' | ')} |`;
