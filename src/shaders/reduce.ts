@@ -8,7 +8,7 @@
 
 import type { ReduceOp } from '../tensor/backend.js';
 import type { GpuDType } from './elementwise.js';
-import { cachedKernel, flatIndexWGSL, grid1d, type Kernel, type Launch } from './kernel.js';
+import { cachedKernel, flatIndexWGSL, grid1d, packUniforms, type Kernel, type Launch } from './kernel.js';
 import { MAX_RANK, STRIDED_WG } from './strided.js';
 
 const ROW_WG = 256;
@@ -32,7 +32,7 @@ export function reduceRowsKernel(op: ReduceOp, dtype: GpuDType): Kernel {
 }
 
 function buildReduceRows(op: ReduceOp, dtype: GpuDType): Kernel {
-  const code = `struct U { rows: u32, cols: u32, pad0: u32, pad1: u32 }
+  const code = `struct U { rows: u32, cols: u32, scale: f32, pad1: u32 }
 @group(0) @binding(0) var<uniform> u: U;
 @group(0) @binding(1) var<storage, read> xs: array<${dtype}>;
 @group(0) @binding(2) var<storage, read_write> out: array<${dtype}>;
@@ -52,13 +52,14 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec
     if (lid < s) { part[lid] = combine(part[lid], part[lid + s]); }
     workgroupBarrier();
   }
-  if (lid == 0u && row < u.rows) { out[row] = part[0]; }
+  if (lid == 0u && row < u.rows) { out[row] = ${dtype === 'f32' ? 'part[0] * u.scale' : 'part[0]'}; }
 }`;
   return { name: `reduceRows[${op},${dtype}]`, code, storage: ['read', 'read_write'] };
 }
 
-export function reduceRowsLaunch(op: ReduceOp, dtype: GpuDType, rows: number, cols: number): Launch {
-  return { kernel: reduceRowsKernel(op, dtype), uniforms: new Uint32Array([rows, cols, 0, 0]), workgroups: grid1d(rows, 1) };
+/** scale multiplies each f32 result (1 by default: exact), so a mean is one pass. */
+export function reduceRowsLaunch(op: ReduceOp, dtype: GpuDType, rows: number, cols: number, scale = 1): Launch {
+  return { kernel: reduceRowsKernel(op, dtype), uniforms: packUniforms([['u32', rows], ['u32', cols], ['f32', scale], ['u32', 0]]), workgroups: grid1d(rows, 1) };
 }
 
 export function reduceGenericKernel(op: ReduceOp, dtype: GpuDType): Kernel {
@@ -67,7 +68,7 @@ export function reduceGenericKernel(op: ReduceOp, dtype: GpuDType): Kernel {
 
 function buildReduceGeneric(op: ReduceOp, dtype: GpuDType): Kernel {
   // Kept dims map an output index to x's base offset; reduced dims enumerate the slice.
-  const code = `struct U { nOut: u32, nRed: u32, keptRank: u32, redRank: u32,
+  const code = `struct U { nOut: u32, nRed: u32, keptRank: u32, redRank: u32, scale: f32, pad0: u32, pad1: u32, pad2: u32,
   keptShape: array<vec4<u32>, 2>, keptStride: array<vec4<u32>, 2>, redShape: array<vec4<u32>, 2>, redStride: array<vec4<u32>, 2> }
 @group(0) @binding(0) var<uniform> u: U;
 @group(0) @binding(1) var<storage, read> xs: array<${dtype}>;
@@ -107,22 +108,23 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec
       acc = combine(acc, xs[off]);
     }
   }
-  out[o] = acc;
+  out[o] = ${dtype === 'f32' ? 'acc * u.scale' : 'acc'};
 }`;
   return { name: `reduce[${op},${dtype}]`, code, storage: ['read', 'read_write'] };
 }
 
 /** Kept and reduced dims (shape and x strides each), already collapsed, each of rank <= MAX_RANK. */
-export function reduceGenericLaunch(op: ReduceOp, dtype: GpuDType, kept: { shape: number[]; strides: number[] }, red: { shape: number[]; strides: number[] }): Launch {
+export function reduceGenericLaunch(op: ReduceOp, dtype: GpuDType, kept: { shape: number[]; strides: number[] }, red: { shape: number[]; strides: number[] }, scale = 1): Launch {
   if (kept.shape.length > MAX_RANK || red.shape.length > MAX_RANK) throw new RangeError(`reduce supports up to ${MAX_RANK} kept and reduced dims after merging`);
   const nOut = kept.shape.reduce((p, d) => p * d, 1);
   const nRed = red.shape.reduce((p, d) => p * d, 1);
-  const words = new Uint32Array(4 + 4 * MAX_RANK);
+  const words = new Uint32Array(8 + 4 * MAX_RANK);
   words.set([nOut, nRed, kept.shape.length, red.shape.length]);
-  words.set(kept.shape, 4);
-  words.set(kept.strides, 4 + MAX_RANK);
-  words.set(red.shape, 4 + 2 * MAX_RANK);
-  words.set(red.strides, 4 + 3 * MAX_RANK);
+  words[4] = new Uint32Array(new Float32Array([scale]).buffer)[0];
+  words.set(kept.shape, 8);
+  words.set(kept.strides, 8 + MAX_RANK);
+  words.set(red.shape, 8 + 2 * MAX_RANK);
+  words.set(red.strides, 8 + 3 * MAX_RANK);
   return { kernel: reduceGenericKernel(op, dtype), uniforms: words, workgroups: grid1d(nOut, STRIDED_WG) };
 }
 

@@ -81,6 +81,11 @@ export interface AttentionParams {
   packedQKV?: boolean;
 }
 
+/** Throws unless a reduce scale, if any, goes with a float sum (a backend's guard). */
+export function checkReduceScale(backend: string, op: ReduceOp, dtype: DType, scale: number | undefined): void {
+  if (scale !== undefined && (op !== 'sum' || dtype === 'i32')) throw new Error(`${backend} reduce: a scale needs a float sum, got ${op} of ${dtype}`);
+}
+
 /** AttentionParams for the packed self-attention layout. */
 export type PackedAttentionParams = AttentionParams & { packedQKV: true };
 
@@ -143,8 +148,12 @@ export interface Backend {
   where(cond: Storage, a: Storage, b: Storage, outShape: readonly number[], condStrides: readonly number[],
     aStrides: readonly number[], bStrides: readonly number[]): Storage;
 
-  /** Reduces `axes` (sorted, unique) of a contiguous x; the output keeps them as size-1 dims. */
-  reduce(op: ReduceOp, x: Storage, shape: readonly number[], axes: readonly number[]): Storage;
+  /**
+   * Reduces `axes` (sorted, unique) of a contiguous x; the output keeps them as size-1 dims. With
+   * `scale` (float sums only) each result is the rounded sum times scale, rounded again: mean in
+   * one pass, equal to the sum then a multiply.
+   */
+  reduce(op: ReduceOp, x: Storage, shape: readonly number[], axes: readonly number[], scale?: number): Storage;
 
   /**
    * out [batch..., m, n] = op(a) · op(b), plus bias (n values, when given) added to every output

@@ -1,20 +1,21 @@
-// Reductions over any set of axes, with keepdim. sum and max are kernels; mean, min, logsumexp and
-// var are compositions.
+// Reductions over any set of axes, with keepdim. sum, mean (a scaled sum), max and min are kernels;
+// logsumexp and var are compositions.
 
 import type { ReduceOp } from '../backend.js';
 import { noGrad, record } from '../autograd.js';
 import { normAxes } from '../shape.js';
 import type { Tensor } from '../tensor.js';
+import { isFloat } from '../dtype.js';
 import { backendOf, wrap } from './core.js';
 import { add, div, eq, exp, log, mul, sub, square, where } from './elementwise.js';
 import { broadcastTo, reshape } from './movement.js';
 
 export type Axes = number | readonly number[] | undefined;
 
-function reduceRaw(op: ReduceOp, x: Tensor, axes: number[], keepdim: boolean): { out: Tensor; keptShape: number[] } {
+function reduceRaw(op: ReduceOp, x: Tensor, axes: number[], keepdim: boolean, scale?: number): { out: Tensor; keptShape: number[] } {
   const keptShape = x.shape.map((d, i) => (axes.includes(i) ? 1 : d));
   const finalShape = keepdim ? keptShape : x.shape.filter((_, i) => !axes.includes(i));
-  return { out: wrap(x.backend.reduce(op, x.storage, x.shape, axes), finalShape), keptShape };
+  return { out: wrap(x.backend.reduce(op, x.storage, x.shape, axes, scale), finalShape), keptShape };
 }
 
 /** Sum over axes (all when omitted). */
@@ -24,10 +25,13 @@ export function sum(x: Tensor, axes?: Axes, keepdim = false): Tensor {
   return record('sum', out, [x], (g) => [broadcastTo(reshape(g, keptShape), x.shape)]);
 }
 
+/** Mean over axes (all when omitted): one kernel, the sum times 1/n (equal to sum then multiply). */
 export function mean(x: Tensor, axes?: Axes, keepdim = false): Tensor {
   const ax = normAxes('mean', axes, x.rank);
   const n = ax.reduce((p, a) => p * x.shape[a], 1);
-  return mul(sum(x, ax, keepdim), 1 / n);
+  if (!isFloat(x.dtype)) return mul(sum(x, ax, keepdim), 1 / n);
+  const { out, keptShape } = reduceRaw('sum', x, ax, keepdim, 1 / n);
+  return record('mean', out, [x], (g) => [broadcastTo(reshape(mul(g, 1 / n), keptShape), x.shape)]);
 }
 
 function extremum(op: 'max' | 'min', x: Tensor, axes: Axes, keepdim: boolean): Tensor {

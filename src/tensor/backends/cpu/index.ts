@@ -1,7 +1,7 @@
 // The CPU reference backend: plain loops over Float32Array / Float64Array / Int32Array, written to
 // be read. Every WebGPU kernel is checked against these.
 
-import { checkPackedQKV, type AdamWParams, type AdamWUpdate, type AttentionGrads, type AttentionParams, type Backend, type BinaryOp, type DropoutActivation, type DropoutFusion, type MatmulParams, type MemoryStats, type PackedAttentionParams, type ReduceOp, type Storage, type UnaryOp } from '../../backend.js';
+import { checkPackedQKV, checkReduceScale, type AdamWParams, type AdamWUpdate, type AttentionGrads, type AttentionParams, type Backend, type BinaryOp, type DropoutActivation, type DropoutFusion, type MatmulParams, type MemoryStats, type PackedAttentionParams, type ReduceOp, type Storage, type UnaryOp } from '../../backend.js';
 import { arrayFor, bytesPerElement, type DType, type TypedArray } from '../../dtype.js';
 import { contiguousStrides, sizeOf } from '../../shape.js';
 import { fillDropoutUniform, fillNormal, fillUniform } from '../../random/philox.js';
@@ -175,7 +175,8 @@ export class CpuBackend implements Backend {
     return this.wrap(a.dtype, out);
   }
 
-  reduce(op: ReduceOp, x: Storage, shape: readonly number[], axes: readonly number[]): Storage {
+  reduce(op: ReduceOp, x: Storage, shape: readonly number[], axes: readonly number[], scale?: number): Storage {
+    checkReduceScale('cpu', op, x.dtype, scale);
     const src = this.arr(x);
     const outShape = shape.map((d, i) => (axes.includes(i) ? 1 : d));
     const outStrides = contiguousStrides(outShape).map((s, i) => (axes.includes(i) ? 0 : s));
@@ -189,6 +190,7 @@ export class CpuBackend implements Backend {
       else if (op === 'max') out[j] = v > out[j] || Number.isNaN(v) ? v : out[j];
       else out[j] = v < out[j] || Number.isNaN(v) ? v : out[j];
     });
+    if (scale !== undefined) for (let j = 0; j < out.length; j++) out[j] = out[j] * scale;
     return this.wrap(x.dtype, out);
   }
 

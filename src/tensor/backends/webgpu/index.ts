@@ -5,7 +5,7 @@
 // The heavy methods (matmul, indexing, fused rows, random, AdamW) run the builders of src/shaders;
 // each builder documents its own storage order, which this file adapts to the contract.
 
-import { checkPackedQKV, type AdamWParams, type AdamWUpdate, type AttentionGrads, type AttentionParams, type Backend, type BinaryOp, type DropoutActivation, type DropoutFusion, type MatmulParams, type MemoryStats, type PackedAttentionParams, type ReduceOp, type Storage, type UnaryOp } from '../../backend.js';
+import { checkPackedQKV, checkReduceScale, type AdamWParams, type AdamWUpdate, type AttentionGrads, type AttentionParams, type Backend, type BinaryOp, type DropoutActivation, type DropoutFusion, type MatmulParams, type MemoryStats, type PackedAttentionParams, type ReduceOp, type Storage, type UnaryOp } from '../../backend.js';
 import { arrayFor, type DType, type TypedArray } from '../../dtype.js';
 import { contiguousStrides, sizeOf } from '../../shape.js';
 import { cpus } from 'node:os';
@@ -420,7 +420,8 @@ export class WebGPUBackend implements Backend {
     return out;
   }
 
-  reduce(op: ReduceOp, x: Storage, shape: readonly number[], axes: readonly number[]): Storage {
+  reduce(op: ReduceOp, x: Storage, shape: readonly number[], axes: readonly number[], scale?: number): Storage {
+    checkReduceScale('webgpu', op, x.dtype, scale);
     const dtype = this.gpu(x.dtype);
     const strides = contiguousStrides(shape);
     const pick = (reduced: boolean): { shape: number[]; strides: number[] } => {
@@ -435,7 +436,7 @@ export class WebGPUBackend implements Backend {
     const out = this.alloc(x.dtype, nOut);
     // Reducing the trailing axes of a contiguous tensor: x is [nOut, nRed] row-major.
     const trailing = red.shape.length === 1 && red.strides[0] === 1 && (kept.shape.length === 0 || (kept.shape.length === 1 && kept.strides[0] === nRed));
-    const launch = trailing && nRed >= ROW_REDUCE_MIN_COLS ? reduceRowsLaunch(op, dtype, nOut, nRed) : reduceGenericLaunch(op, dtype, kept, red);
+    const launch = trailing && nRed >= ROW_REDUCE_MIN_COLS ? reduceRowsLaunch(op, dtype, nOut, nRed, scale) : reduceGenericLaunch(op, dtype, kept, red, scale);
     this.run(launch, [x, out], nOut);
     return out;
   }

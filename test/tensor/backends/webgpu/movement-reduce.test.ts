@@ -99,6 +99,30 @@ describeGpu('webgpu movement and reduce', () => {
     });
   }
 
+  it('a scaled sum (mean in one pass) equals the sum times the scale, bit for bit on each backend, in both kernel forms', async () => {
+    await fc.assert(fc.asyncProperty(reduceCase, async ({ shape: s, axes, sd }) => {
+      const n = axes.reduce((p, a) => p * s[a], 1);
+      const scale = 1 / Math.max(1, n);
+      const [xg, xc] = both('f32', seededValues(sd, sizeOf(s), -4, 4));
+      const [sumG, sumC] = [gpu.reduce('sum', xg, s, axes), cpu.reduce('sum', xc, s, axes)];
+      const [g, c] = await readBoth(gpu.reduce('sum', xg, s, axes, scale), cpu.reduce('sum', xc, s, axes, scale));
+      const [sg, sc] = await readBoth(sumG, sumC);
+      // The GPU multiplies by the f32 scale, as its affine kernel did; the CPU by the f64 one, as its mul did.
+      const f32Scale = Math.fround(scale);
+      expect([...g]).toEqual([...sg].map((v) => Math.fround(v * f32Scale)));
+      expect([...c]).toEqual([...sc].map((v) => Math.fround(v * scale)));
+      gpu.free(xg);
+    }), RUNS);
+  });
+
+  it('a scale on anything but a float sum is an error', () => {
+    const [xg, xc] = both('i32', [1, 2, 3]);
+    expect(() => gpu.reduce('sum', xg, [3], [0], 0.5)).toThrow(/webgpu reduce: a scale needs a float sum, got sum of i32/);
+    expect(() => cpu.reduce('max', cpu.upload('f32', [1]), [1], [0], 0.5)).toThrow(/cpu reduce: a scale needs a float sum, got max of f32/);
+    gpu.free(xg);
+    cpu.free(xc);
+  });
+
   it('reduce sum over i32 matches the CPU exactly', async () => {
     await fc.assert(fc.asyncProperty(reduceCase, async ({ shape: s, axes, sd }) => {
       const [xg, xc] = both('i32', seededValues(sd, sizeOf(s), -100, 100, true));
