@@ -160,6 +160,12 @@ describe('movement ops: forward properties', () => {
     });
   });
 
+  it('concat of tensors with different dtypes throws naming each shape and dtype', () => {
+    T.tidy(() => {
+      expect(() => T.concat([T.zeros([2]), T.tensor([1, 2], [2], { dtype: 'i32' })])).toThrowError(/concat: dtype mismatch: \[2\] f32 vs \[2\] i32/);
+    });
+  });
+
   it('broadcastTo an incompatible shape throws naming the op and both shapes', () => {
     T.tidy(() => {
       expect(() => T.broadcastTo(T.zeros([3]), [2, 4])).toThrowError(/broadcastTo: .*\[3\].*\[2, 4\]/);
