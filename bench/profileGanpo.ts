@@ -4,7 +4,7 @@
 // per kernel. With ORIGIN=1 dispatches are also grouped by the first src/ganpo, src/nn or trainer
 // frame of the call stack that recorded them (where in the step they come from); DETAIL=1 splits
 // matmuls by shape (other kernels by their first uniform words); ORIGIN=2 adds the caller of that frame.
-// SEQ=1 lists the dispatches in order; REPLAY=0 only times the steps; ONLY=dpo or ONLY=ganpo steps that trainer alone.
+// SEQ=1 lists the dispatches in order (with each one's replayed time unless REPLAY=0); REPLAY=0 only times the steps; ONLY=dpo or ONLY=ganpo steps that trainer alone.
 // Run: node dist/bench/profileGanpo.js [steps] (after `npx tsc -p tsconfig.json --outDir dist`).
 // Exits explicitly (Dawn keeps the process alive).
 
@@ -116,7 +116,7 @@ async function main(): Promise<void> {
   // Each round's ratio compares two steps a few seconds apart: steadier under a varying load.
   const ratios = times.ganpo.map((g, i) => g / times.dpo[i]);
   if (!process.env.ONLY) console.log(`ganpo / dpo = ${(median(times.ganpo) / median(times.dpo)).toFixed(2)} (median of per-round ratios ${median(ratios).toFixed(2)})`);
-  if (process.env.SEQ === '1') {
+  if (process.env.SEQ === '1' && process.env.REPLAY === '0') {
     // The step's dispatches in order, with where each was issued (ORIGIN=1/2) and its shape (DETAIL=1).
     for (const kind of kinds) recs[kind].forEach((r, i) => console.log(`${kind} ${String(i).padStart(4)} ${detailKey(r.launch).padEnd(60)} ${r.origin}`));
   }
@@ -128,6 +128,8 @@ async function main(): Promise<void> {
   const reps = Number(process.env.REPS ?? 5);
   for (const kind of kinds) {
     const { base, ms } = await replay(gpu, recs[kind], rec.dispatch, reps);
+    // SEQ=1 with the replay: each dispatch's own kernel time, in order.
+    if (process.env.SEQ === '1') recs[kind].forEach((r, i) => console.log(`${kind} ${String(i).padStart(4)} ${ms[i].toFixed(3).padStart(7)} ms ${detailKey(r.launch).padEnd(60)} ${r.origin}`));
     const byKernel = new Map<string, { ms: number; n: number }>();
     const byOrigin = new Map<string, { ms: number; n: number }>();
     recs[kind].forEach((r, i) => {
