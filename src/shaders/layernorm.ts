@@ -122,19 +122,30 @@ ${ROW_PER_INVOCATION_MAIN_WGSL}
 }
 `;
 
-const DX_BINDINGS = /* wgsl */ `
-struct Uniforms { rows: u32, cols: u32, groupRows: u32, pad1: u32 }
+/**
+ * dx bindings; with `add` a dxAdd input (binding 6, dx moves to 7) whose value each element adds
+ * to its gradient. The gradient is rounded to f32 before that add, as a separate add pass would
+ * see it: its bits OR-ed with u.zero (always 0, unknown to the compiler) keep a driver from
+ * contracting the last multiply and the add into one fused multiply-add.
+ */
+const dxBindings = (add: boolean) => /* wgsl */ `
+struct Uniforms { rows: u32, cols: u32, groupRows: u32, zero: u32 }
 @group(0) @binding(0) var<uniform> u: Uniforms;
 @group(0) @binding(1) var<storage, read> dy: array<f32>;
 @group(0) @binding(2) var<storage, read> x: array<f32>;
 @group(0) @binding(3) var<storage, read> gamma: array<f32>;
 @group(0) @binding(4) var<storage, read> mean: array<f32>;
 @group(0) @binding(5) var<storage, read> rstd: array<f32>;
-@group(0) @binding(6) var<storage, read_write> dx: array<f32>;
+${add ? `@group(0) @binding(6) var<storage, read> dxAdd: array<f32>;
+@group(0) @binding(7) var<storage, read_write> dx: array<f32>;` : '@group(0) @binding(6) var<storage, read_write> dx: array<f32>;'}
 `;
 
+/** The statement storing element i's gradient value v (an f32 expression) into dx. */
+const storeDx = (add: boolean, i: string, v: string) =>
+  add ? `dx[${i}] = dxAdd[${i}] + bitcast<f32>(bitcast<u32>(${v}) | u.zero);` : `dx[${i}] = ${v};`;
+
 // dx = rstd / n * (n * g - sum(g) - xhat * sum(g * xhat)) with g = dy * gamma.
-const DX_WGSL = /* wgsl */ `${DX_BINDINGS}
+const dxWGSL = (add: boolean) => /* wgsl */ `${dxBindings(add)}
 ${ROW_REDUCE_WGSL}
 @compute @workgroup_size(WG)
 fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>,
@@ -154,12 +165,12 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec
   let n = f32(u.cols);
   for (var c = lid; c < u.cols; c = c + WG) {
     let xhat = (x[base + c] - mu) * rs;
-    dx[base + c] = rs / n * (n * dy[base + c] * gamma[gbase + c] - sums.x - xhat * sums.y);
+    ${storeDx(add, 'base + c', 'rs / n * (n * dy[base + c] * gamma[gbase + c] - sums.x - xhat * sums.y)')}
   }
 }
 `;
 
-const DX_ROW_WGSL = /* wgsl */ `${DX_BINDINGS}
+const dxRowWGSL = (add: boolean) => /* wgsl */ `${dxBindings(add)}
 ${ROW_PER_INVOCATION_MAIN_WGSL}
   let mu = mean[row];
   let rs = rstd[row];
@@ -172,10 +183,16 @@ ${ROW_PER_INVOCATION_MAIN_WGSL}
   let n = f32(u.cols);
   for (var c = 0u; c < u.cols; c = c + 1u) {
     let xhat = (x[base + c] - mu) * rs;
-    dx[base + c] = rs / n * (n * dy[base + c] * gamma[gbase + c] - sums.x - xhat * sums.y);
+    ${storeDx(add, 'base + c', 'rs / n * (n * dy[base + c] * gamma[gbase + c] - sums.x - xhat * sums.y)')}
   }
 }
 `;
+
+/** The four dx kernels' sources (row form × add), built once. */
+const DX_SOURCES = {
+  workgroup: [dxWGSL(false), dxWGSL(true)],
+  invocation: [dxRowWGSL(false), dxRowWGSL(true)],
+};
 
 const PARAM_GRAD_WORKGROUP = 64;
 
@@ -233,15 +250,17 @@ export function layerNormLaunch(rows: number, cols: number, eps: number, form: R
 
 /**
  * Two launches, independent of each other: dx with storage [dy, x, gamma, mean, rstd: read;
- * dx: read_write], and dgamma/dbeta (groups × cols each) with storage [dy, x, mean, rstd: read;
- * dgamma, dbeta: read_write].
+ * dx: read_write] (with `add`: [dy, x, gamma, mean, rstd, dxAdd: read; dx: read_write], dx =
+ * dxAdd + the gradient), and dgamma/dbeta (groups × cols each) with storage [dy, x, mean, rstd:
+ * read; dgamma, dbeta: read_write].
  */
-export function layerNormBackwardLaunches(rows: number, cols: number, form: RowForm = 'workgroup', groups = 1): { dx: Launch; params: Launch } {
+export function layerNormBackwardLaunches(rows: number, cols: number, form: RowForm = 'workgroup', groups = 1, add = false): { dx: Launch; params: Launch } {
   const row = form === 'invocation';
   const uniforms = packUniforms([['u32', rows], ['u32', cols], ['u32', groupRows(rows, groups)], ['u32', 0]]);
+  const name = `layerNormBackward[dx${row ? ',row' : ''}${add ? ',+add' : ''}]`;
   return {
     dx: {
-      kernel: { name: row ? 'layerNormBackward[dx,row]' : 'layerNormBackward[dx]', code: row ? DX_ROW_WGSL : DX_WGSL, storage: ['read', 'read', 'read', 'read', 'read', 'read_write'] },
+      kernel: { name, code: DX_SOURCES[form][add ? 1 : 0], storage: ['read', 'read', 'read', 'read', 'read', ...(add ? ['read' as const] : []), 'read_write'] },
       uniforms,
       workgroups: rowFormGrid(rows, form),
     },

@@ -2,7 +2,7 @@
 // in reverse topological order, summing each tensor's incoming gradients.
 
 import { closeScope, keep, openScope, trackTensor } from './scope.js';
-import { Tensor, type GradNode } from './tensor.js';
+import { Tensor, type GradNode, type PendingGrads } from './tensor.js';
 import { fmtShape, shapesEqual, ShapeError } from './shape.js';
 
 let gradEnabled = true;
@@ -101,15 +101,41 @@ export function backward(root: Tensor, grad?: Tensor, options: BackwardOptions =
           release(g);
           continue;
         }
-        const inGrads = t.node.backward(g, t.node.needsGrad);
-        t.node.inputs.forEach((inp, k) => {
+        const node = t.node;
+        // Inputs whose pending gradient the backward took: its result for them is already the sum.
+        const takenAt = new Map<Tensor, number>();
+        const pending: PendingGrads = {
+          take(k) {
+            const inp = node.inputs[k];
+            if (!inp || !node.needsGrad[k] || takenAt.has(inp)) return null;
+            const prev = grads.get(inp);
+            if (prev) takenAt.set(inp, k);
+            return prev ?? null;
+          },
+        };
+        const inGrads = node.backward(g, node.needsGrad, pending);
+        // Taken inputs first: their results replace the gradient taken, before another occurrence
+        // of the same tensor among the inputs adds to it.
+        const ks = node.inputs.map((_, k) => k);
+        if (takenAt.size > 0) ks.sort((a, b) => Number(takenAt.get(node.inputs[b]) === b) - Number(takenAt.get(node.inputs[a]) === a));
+        ks.forEach((k) => {
+          const inp = node.inputs[k];
           const gi = inGrads[k];
-          if (!gi || !t.node!.needsGrad[k]) return;
+          if (!gi || !node.needsGrad[k]) {
+            if (takenAt.get(inp) === k) throw new Error(`backward of ${node.op}: took the pending gradient of input ${k} but returned no gradient for it`);
+            return;
+          }
           if (!shapesEqual(gi.shape, inp.shape)) {
-            throw new ShapeError(`backward of ${t.node!.op}`, `gradient ${fmtShape(gi.shape)} for input ${k} of shape ${fmtShape(inp.shape)}`);
+            throw new ShapeError(`backward of ${node.op}`, `gradient ${fmtShape(gi.shape)} for input ${k} of shape ${fmtShape(inp.shape)}`);
           }
           const prev = grads.get(inp);
-          if (prev) {
+          if (prev && takenAt.get(inp) === k) {
+            // gi already includes prev (the backward took it for this input), or is prev itself.
+            if (gi === prev) return;
+            if (release(prev) && prev !== grad) prev.dispose();
+            grads.set(inp, gi);
+            hold(gi);
+          } else if (prev) {
             const summed = add(prev, gi);
             if (release(prev) && prev !== grad) prev.dispose();
             grads.set(inp, summed);

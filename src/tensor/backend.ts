@@ -178,9 +178,12 @@ export interface Backend {
     { y: Storage; mean: Storage; rstd: Storage };
   /**
    * dgamma and dbeta are [groups, cols], each group's sums over its own rows; with paramGrads
-   * false (frozen gamma and beta) they are not computed and come back null.
+   * false (frozen gamma and beta) they are not computed and come back null. With dxAdd (rows ×
+   * cols, x's dtype) dx comes back as dxAdd + dx, rounded exactly as that add would be (dx rounded
+   * to the dtype first): the gradient a residual connection already sent to x, added in the same
+   * pass.
    */
-  layerNormBackward(dy: Storage, x: Storage, gamma: Storage, mean: Storage, rstd: Storage, rows: number, cols: number, groups?: number, paramGrads?: boolean):
+  layerNormBackward(dy: Storage, x: Storage, gamma: Storage, mean: Storage, rstd: Storage, rows: number, cols: number, groups?: number, paramGrads?: boolean, dxAdd?: Storage | null):
     { dx: Storage; dgamma: Storage | null; dbeta: Storage | null };
   /**
    * logp[r] = logits[r, t[r]] − logsumexp(logits[r, :]) for t[r] >= 0, and 0 where t[r] < 0 (ignored).

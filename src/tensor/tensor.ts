@@ -22,8 +22,24 @@ export interface GradNode {
    */
   readonly needsGrad: readonly boolean[];
   readonly saved: readonly Tensor[];
-  /** Returns the gradient of each input (null where an input needs none: see needsGrad). */
-  readonly backward: (grad: Tensor, needsGrad: readonly boolean[]) => readonly (Tensor | null)[];
+  /**
+   * Returns the gradient of each input (null where an input needs none: see needsGrad). `pending`
+   * offers the gradient already accumulated for an input by the consumers backward has visited
+   * (see PendingGrads): a backward whose kernel can add it in the same pass takes it and returns
+   * the sum for that input.
+   */
+  readonly backward: (grad: Tensor, needsGrad: readonly boolean[], pending?: PendingGrads) => readonly (Tensor | null)[];
+}
+
+/**
+ * The gradients accumulated so far for a node's inputs, during backward. take(k) hands over input
+ * k's (null when it has none yet, or when the same tensor was already taken as another input);
+ * once taken, the gradient the backward returns for input k must already include it, and backward
+ * stores that as the input's gradient instead of adding the two (the add a residual connection
+ * costs is folded into a kernel the op runs anyway). Read it, never modify it: it may be shared.
+ */
+export interface PendingGrads {
+  take(k: number): Tensor | null;
 }
 
 let nextId = 1;

@@ -76,4 +76,40 @@ describe.skipIf(!h)('layerNorm WGSL', () => {
   it('a large offset (1e4) with small spread: Welford keeps the variance, both row forms', async () => {
     for (const form of ['workgroup', 'invocation'] as const) await check({ rows: 3, cols: 257, seed: 11, offset: 1e4, form });
   });
+
+  // The fold backward uses for a residual connection: dx = dxAdd + gradient must be exactly the
+  // f32 add of the two, so a training step's numbers do not change with the fold.
+  it('dx with dxAdd is bit for bit dxAdd + dx, both row forms, like the CPU', async () => {
+    await fc.assert(fc.asyncProperty(caseArb, async (c) => {
+      const { rows, cols } = c;
+      const groups = c.groups ?? 1;
+      const x = seededFloats(rows * cols, c.seed, 2).map((v) => v + c.offset);
+      const gamma = seededFloats(groups * cols, c.seed + 1, 1.5);
+      const dy = seededFloats(rows * cols, c.seed + 3);
+      const add = seededFloats(rows * cols, c.seed + 4, 3);
+      const ref = cpu.layerNorm(cpu.upload('f32', x), cpu.upload('f32', gamma), cpu.upload('f32', gamma), rows, cols, 1e-5, groups);
+      const mean = cpu.readSync(ref.mean) as Float32Array;
+      const rstd = cpu.readSync(ref.rstd) as Float32Array;
+      const plain = layerNormBackwardLaunches(rows, cols, c.form, groups);
+      const folded = layerNormBackwardLaunches(rows, cols, c.form, groups, true);
+      const out = await h!.runSteps(
+        [
+          { launch: plain.dx, bind: ['dy', 'x', 'gamma', 'mean', 'rstd', 'dx'] },
+          { launch: folded.dx, bind: ['dy', 'x', 'gamma', 'mean', 'rstd', 'add', 'dxSum'] },
+        ],
+        { dy, x, gamma, mean, rstd, add, dx: nanFilled(rows * cols), dxSum: nanFilled(rows * cols) },
+      );
+      const what = `layerNorm dx + add ${JSON.stringify(c)}`;
+      for (let i = 0; i < rows * cols; i++) {
+        const want = Math.fround(add[i] + out.dx![i]);
+        if (!Object.is(out.dxSum![i], want)) throw new Error(`${what}: element ${i} is ${out.dxSum![i]}, dxAdd + dx = ${want}`);
+      }
+      const args = [cpu.upload('f32', dy), cpu.upload('f32', x), cpu.upload('f32', gamma), cpu.upload('f32', mean), cpu.upload('f32', rstd), rows, cols, groups, false] as const;
+      const cpuDx = cpu.readSync(cpu.layerNormBackward(...args).dx);
+      const cpuSum = cpu.readSync(cpu.layerNormBackward(...args, cpu.upload('f32', add)).dx);
+      for (let i = 0; i < rows * cols; i++) {
+        if (!Object.is(cpuSum[i], Math.fround(add[i] + cpuDx[i]))) throw new Error(`${what}: CPU element ${i} is ${cpuSum[i]}, dxAdd + dx = ${Math.fround(add[i] + cpuDx[i])}`);
+      }
+    }), { numRuns: 20 });
+  });
 });

@@ -245,3 +245,75 @@ describe('defineOp', () => {
     });
   });
 });
+
+// A backward may take the gradient already accumulated for an input and return the sum (the fold
+// layerNorm uses for a residual connection): the result must equal the unfolded accumulation.
+describe('pending gradients (PendingGrads)', () => {
+  /** y = k·x (elementwise), whose backward takes x's pending gradient when asked to. */
+  function scaled(x: Tensor, k: number, fold: boolean, seen: (Tensor | null)[]): Tensor {
+    const y = T.mul(T.detach(x), k);
+    return T.record('scaled', y, [x], (g, _needs, pending) => {
+      const prev = fold ? pending?.take(0) ?? null : null;
+      seen.push(prev);
+      const own = T.mul(g, k);
+      return [prev ? T.add(prev, own) : own];
+    });
+  }
+
+  it('a taken gradient is replaced by the sum the backward returns, not added twice', () => {
+    fc.assert(fc.property(valuesArb(4), fc.double({ min: -3, max: 3, noNaN: true }), (v, k) => {
+      T.tidy(() => {
+        const grads = [false, true].map((fold) => {
+          const x = f64(v, [4], true);
+          const seen: (Tensor | null)[] = [];
+          // x feeds scaled() and, after it, the residual add: backward visits the add first.
+          const y = T.add(x, T.mul(scaled(x, k, fold, seen), 2));
+          T.sum(T.mul(y, y)).backward();
+          expect(seen.length).toBe(1);
+          expect(seen[0] !== null).toBe(fold);
+          return values(x.grad);
+        });
+        expectAllClose(grads[1], grads[0], 0, 1e-12);
+        // d/dx sum((x + 2kx)^2) = 2 (1 + 2k)^2 x
+        expectAllClose(grads[1], v.map((a) => 2 * (1 + 2 * k) ** 2 * a), 1e-300, 1e-9);
+      });
+    }), { numRuns: 30 });
+  });
+
+  it('the same tensor as two inputs: a taken gradient counts once', () => {
+    T.tidy(() => {
+      const x = f64([1, -2, 3], [3], true);
+      const prod = T.mul(T.detach(x), T.detach(x));
+      // p = x·x, whose backward folds x's pending gradient into input 1 only.
+      const p = T.record('square2', prod, [x, x], (g, _needs, pending) => {
+        const prev = pending?.take(1) ?? null;
+        expect(pending?.take(0)).toBeNull();
+        const own = T.mul(g, T.detach(x));
+        return [own, prev ? T.add(prev, own) : own];
+      });
+      const y = T.add(x, p);
+      T.sum(y).backward();
+      expect(values(x.grad)).toEqual([3, -3, 7]);
+    });
+  });
+
+  it('returning the taken gradient itself (no contribution of its own) keeps it intact', () => {
+    T.tidy(() => {
+      const x = f64([1, 2], [2], true);
+      const z = T.record('nothing', T.mul(T.detach(x), 0), [x], (_g, _needs, pending) => [pending?.take(0) ?? T.zeros([2], { dtype: 'f64' })]);
+      T.sum(T.mul(T.add(x, z), 3)).backward();
+      expect(values(x.grad)).toEqual([3, 3]);
+    });
+  });
+
+  it('taking a gradient and returning none for that input is an error naming the op', () => {
+    T.tidy(() => {
+      const x = f64([1, 2], [2], true);
+      const z = T.record('forgetful', T.mul(T.detach(x), 2), [x], (_g, _needs, pending) => {
+        pending?.take(0);
+        return [null];
+      });
+      expect(() => T.sum(T.add(x, z)).backward()).toThrowError(/backward of forgetful: took the pending gradient of input 0/);
+    });
+  });
+});

@@ -57,9 +57,11 @@ export function layerNorm(x: Tensor, gamma: Tensor, beta: Tensor, eps = 1e-5): T
   const y = wrap(r.y, x.shape);
   const mean = wrap(r.mean, [rows]);
   const rstd = wrap(r.rstd, [rows]);
-  return record('layerNorm', y, [x, gamma, beta], (g, needs) => {
-    // Frozen gamma and beta (a critic in the generator step): their column sums are skipped.
-    const d = b.layerNormBackward(g.storage, x.storage, gamma.storage, mean.storage, rstd.storage, rows, cols, groups, needs[1] || needs[2]);
+  return record('layerNorm', y, [x, gamma, beta], (g, needs, pending) => {
+    // Frozen gamma and beta (a critic in the generator step): their column sums are skipped. The
+    // gradient a residual connection already sent to x is added in the dx kernel (no add pass).
+    const acc = needs[0] ? pending?.take(0) ?? null : null;
+    const d = b.layerNormBackward(g.storage, x.storage, gamma.storage, mean.storage, rstd.storage, rows, cols, groups, needs[1] || needs[2], acc?.storage ?? null);
     return [wrap(d.dx, x.shape), d.dgamma && wrap(d.dgamma, gamma.shape), d.dbeta && wrap(d.dbeta, beta.shape)];
   }, [mean, rstd]);
 }

@@ -300,7 +300,11 @@ export class CpuBackend implements Backend {
     return { y: this.wrap(x.dtype, y), mean: this.wrap(x.dtype, mean), rstd: this.wrap(x.dtype, rstd) };
   }
 
-  layerNormBackward(dy: Storage, x: Storage, gamma: Storage, mean: Storage, rstd: Storage, rows: number, cols: number, groups = 1, paramGrads = true) {
+  layerNormBackward(dy: Storage, x: Storage, gamma: Storage, mean: Storage, rstd: Storage, rows: number, cols: number, groups = 1, paramGrads = true, dxAdd: Storage | null = null) {
+    if (dxAdd && (dxAdd.size !== rows * cols || dxAdd.dtype !== x.dtype)) {
+      throw new Error(`cpu layerNormBackward: dxAdd has ${dxAdd.size} ${dxAdd.dtype} elements, expected ${rows * cols} ${x.dtype}`);
+    }
+    const A = dxAdd ? this.arr(dxAdd) : null;
     const G = this.arr(dy);
     const X = this.arr(x);
     const W = this.arr(gamma);
@@ -325,6 +329,8 @@ export class CpuBackend implements Backend {
       for (let c = 0; c < cols; c++) {
         const xhat = (X[o + c] - M[r]) * R[r];
         dx[o + c] = (R[r] / cols) * (cols * G[o + c] * W[gb + c] - sumG - xhat * sumGX);
+        // dx holds the dtype's rounding of the gradient; the sum is then rounded again, as an add.
+        if (A) dx[o + c] = A[o + c] + dx[o + c];
       }
     }
     return {

@@ -522,7 +522,10 @@ export class WebGPUBackend implements Backend {
     return { y, mean, rstd };
   }
 
-  layerNormBackward(dy: Storage, x: Storage, gamma: Storage, mean: Storage, rstd: Storage, rows: number, cols: number, groups = 1, paramGrads = true) {
+  layerNormBackward(dy: Storage, x: Storage, gamma: Storage, mean: Storage, rstd: Storage, rows: number, cols: number, groups = 1, paramGrads = true, dxAdd: Storage | null = null) {
+    if (dxAdd && (dxAdd.size !== rows * cols || dxAdd.dtype !== x.dtype)) {
+      throw new Error(`webgpu layerNormBackward: dxAdd has ${dxAdd.size} ${dxAdd.dtype} elements, expected ${rows * cols} ${x.dtype}`);
+    }
     const dx = this.alloc(x.dtype, rows * cols);
     const dgamma = paramGrads ? this.alloc(x.dtype, groups * cols) : null;
     const dbeta = paramGrads ? this.alloc(x.dtype, groups * cols) : null;
@@ -534,8 +537,8 @@ export class WebGPUBackend implements Backend {
       }
       return { dx, dgamma, dbeta };
     }
-    const l = layerNormBackwardLaunches(rows, cols, this.rowForm(rows), groups);
-    this.run(l.dx, [dy, x, gamma, mean, rstd, dx], rows * cols);
+    const l = layerNormBackwardLaunches(rows, cols, this.rowForm(rows), groups, !!dxAdd);
+    this.run(l.dx, dxAdd ? [dy, x, gamma, mean, rstd, dxAdd, dx] : [dy, x, gamma, mean, rstd, dx], rows * cols);
     if (dgamma && dbeta) this.run(l.params, [dy, x, mean, rstd, dgamma, dbeta], rows * cols);
     return { dx, dgamma, dbeta };
   }

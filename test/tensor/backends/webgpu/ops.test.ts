@@ -4,7 +4,7 @@
 // kernels; the CPU reference accumulates matmul in f64).
 
 import fc from 'fast-check';
-import { it } from 'vitest';
+import { expect, it } from 'vitest';
 import {
   add, attention, crossEntropy, gatherLogProbs, gelu, layerNorm, logSoftmax, logsumexp, matmul, max, mul, permute,
   slice, softmax, sum, tensor, type Backend, type Tensor, valueAndGrad,
@@ -27,6 +27,8 @@ const cases: Case[] = [
   { name: 'gatherLogProbs', shapes: (B, T, D) => [[B, T, D]], f: ([x], t) => gatherLogProbs(x, t) },
   { name: 'crossEntropy with an ignore index (mean)', shapes: (B, T, D) => [[B, T, D]], f: ([x], t) => crossEntropy(x, t, { ignoreIndex: 1 }) },
   { name: 'causal attention', shapes: (B, T, D) => [[B, 1, T, D], [B, 1, T, D], [B, 1, T, D]], f: ([q, k, v]) => attention(q, k, v, { causal: true }) },
+  // x feeds layerNorm and the residual add: layerNorm's backward adds the residual's gradient in its dx kernel.
+  { name: 'pre-LN residual x + layerNorm(x) @ w', shapes: (B, T, D) => [[B, T, D], [D], [D], [D, D]], f: ([x, g, b, w]) => add(x, matmul(layerNorm(x, g, b), w)) },
   { name: 'slice, max and logsumexp', shapes: (B, T, D) => [[B, T, D]], f: ([x]) => add(max(slice(x, 2, 0, 1), 1), logsumexp(x, [0, 2])) },
 ];
 
@@ -54,4 +56,32 @@ describeGpu('tensor ops on the webgpu backend', () => {
       }), { numRuns: 8 });
     });
   }
+
+  it('layerNorm folds the residual gradient into its dx kernel: bit for bit the unfolded sum, one add dispatch fewer', async () => {
+    const [B, T, D] = [3, 5, 24];
+    const data = (sd: number, n: number) => seededValues(sd, n, -2, 2);
+    const grads = async (fold: boolean) => {
+      const ins = [[B, T, D], [D], [D], [D, D]].map((s, i) => tensor(data(40 + i, s.reduce((p, d) => p * d, 1)), s, { backend: gpu }));
+      const r = tensor(seededValues(47, B * T * D, 0.5, 1.5), [B, T, D], { backend: gpu });
+      const f = valueAndGrad((x, g, b, w) => {
+        // Without the fold: layerNorm sees mul(x, 1), a distinct tensor (exact), so backward adds
+        // the residual gradient and the layerNorm gradient in a separate pass.
+        const y = add(x, matmul(layerNorm(fold ? x : mul(x, 1), g, b), w));
+        return sum(mul(y, r));
+      });
+      f(...ins); // compile
+      await gpu.sync();
+      gpu.resetCounters();
+      const { grads: gs } = f(...ins);
+      const out = await gs[0].data();
+      return { dx: out, dispatches: gpu.counters().dispatches };
+    };
+    const folded = await grads(true);
+    const plain = await grads(false);
+    for (let i = 0; i < plain.dx.length; i++) {
+      if (!Object.is(folded.dx[i], plain.dx[i])) throw new Error(`dx element ${i}: folded ${folded.dx[i]}, unfolded ${plain.dx[i]}`);
+    }
+    // The unfolded graph also runs mul forward and mul backward: 3 dispatches more, one of them the add.
+    expect(plain.dispatches - folded.dispatches).toBe(3);
+  });
 });
