@@ -3,7 +3,7 @@
 
 import type { ReduceOp } from '../backend.js';
 import { noGrad, record } from '../autograd.js';
-import { normAxes } from '../shape.js';
+import { broadcastStrides, normAxes } from '../shape.js';
 import type { Tensor } from '../tensor.js';
 import { isFloat } from '../dtype.js';
 import { backendOf, wrap } from './core.js';
@@ -31,7 +31,15 @@ export function mean(x: Tensor, axes?: Axes, keepdim = false): Tensor {
   const n = ax.reduce((p, a) => p * x.shape[a], 1);
   if (!isFloat(x.dtype)) return mul(sum(x, ax, keepdim), 1 / n);
   const { out, keptShape } = reduceRaw('sum', x, ax, keepdim, 1 / n);
-  return record('mean', out, [x], (g) => [broadcastTo(reshape(mul(g, 1 / n), keptShape), x.shape)]);
+  return record('mean', out, [x], (g) => {
+    if (g.size === x.size) return [reshape(mul(g, 1 / n), x.shape)];
+    // One pass: g read through broadcast strides times a one-element 1/n (not a scale, then a copy).
+    const b = x.backend;
+    const s = b.upload(x.dtype, [1 / n]);
+    const d = b.binary('mul', g.storage, s, x.shape, broadcastStrides(keptShape, x.shape), x.shape.map(() => 0));
+    b.free(s);
+    return [wrap(d, x.shape)];
+  });
 }
 
 function extremum(op: 'max' | 'min', x: Tensor, axes: Axes, keepdim: boolean): Tensor {

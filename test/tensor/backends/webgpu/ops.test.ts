@@ -6,7 +6,7 @@
 import fc from 'fast-check';
 import { expect, it } from 'vitest';
 import {
-  add, attention, crossEntropy, gatherLogProbs, gelu, layerNorm, logSoftmax, logsumexp, matmul, max, mul, permute,
+  add, attention, crossEntropy, gatherLogProbs, gelu, layerNorm, logSoftmax, logsumexp, matmul, max, mean, mul, permute,
   slice, softmax, sum, tensor, type Backend, type Tensor, valueAndGrad,
 } from '../../../../src/tensor/index.js';
 import { seed, seededValues } from '../../../helpers/backendArbitraries.js';
@@ -29,6 +29,8 @@ const cases: Case[] = [
   { name: 'causal attention', shapes: (B, T, D) => [[B, 1, T, D], [B, 1, T, D], [B, 1, T, D]], f: ([q, k, v]) => attention(q, k, v, { causal: true }) },
   // x feeds layerNorm and the residual add: layerNorm's backward adds the residual's gradient in its dx kernel.
   { name: 'pre-LN residual x + layerNorm(x) @ w', shapes: (B, T, D) => [[B, T, D], [D], [D], [D, D]], f: ([x, g, b, w]) => add(x, matmul(layerNorm(x, g, b), w)) },
+  // mean's backward: g times 1/n read through broadcast strides, in one pass.
+  { name: 'mean over outer axes, and over all (keepdim)', shapes: (B, T, D) => [[B, T, D]], f: ([x]) => add(mean(x, [0, 2]), mean(x, undefined, true)) },
   { name: 'slice, max and logsumexp', shapes: (B, T, D) => [[B, T, D]], f: ([x]) => add(max(slice(x, 2, 0, 1), 1), logsumexp(x, [0, 2])) },
 ];
 
