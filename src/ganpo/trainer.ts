@@ -8,7 +8,7 @@ import { makeSchedule, type Schedule } from '../nn/schedules.js';
 import { arrayToTensor, saveCheckpoint, withPrefix, type LoadedCheckpoint } from '../nn/checkpoint.js';
 import { copyInto } from '../nn/module.js';
 import {
-  add, backward, closeScope, concat, defaultGenerator, eq, keep, mean, mul, noGrad, openScope, setDefaultGenerator, slice, reshape, sum, sumOfSquares, tensor, tidy,
+  add, backward, closeScope, concat, defaultGenerator, keep, lt, mean, mul, noGrad, openScope, setDefaultGenerator, slice, reshape, sum, sumOfSquares, tensor, tidy,
   type Backend, type Tensor,
 } from '../tensor/index.js';
 import { Generator, type GeneratorState } from '../tensor/random/philox.js';
@@ -470,12 +470,12 @@ function perMicro(x: Tensor, accum: number): Tensor {
 }
 
 /**
- * 1 when every element of every tensor is finite, else 0, as one f32 on the device: Σx² · 0 is 0
- * only when Σx² is finite (a square past f32's range counts as non-finite, as the gradient norm it
- * stands for would). A few kernels; nothing read back.
+ * 1 when every element of every tensor is finite, else 0, as one f32 on the device: Σx² < ∞ fails
+ * for a NaN or an infinite sum (a square past f32's range counts as non-finite, as the gradient norm
+ * it stands for would). The sum of squares and one compare; nothing read back.
  */
-function finiteGate(xs: readonly Tensor[]): Tensor {
-  return noGrad(() => eq(mul(sumOfSquares(xs), 0), 0));
+export function finiteGate(xs: readonly Tensor[]): Tensor {
+  return noGrad(() => lt(sumOfSquares(xs), Infinity));
 }
 
 function stackFlat(parts: Tensor[]): Tensor {
