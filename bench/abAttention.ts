@@ -14,7 +14,8 @@ const shapes: AttentionVariant[] = (args[0] ?? '16x1,16x4').split(',').map((s) =
   const [g, rpi] = s.split('x').map(Number);
   return { g, rpi };
 });
-const [B, H, T, D] = [8, 4, 128, Number(args[1] ?? 32)];
+// B, H and T from the environment (default the bench entry's 8, 4, 128), e.g. B=48 H=4 T=26 for a critic.
+const [B, H, T, D] = [Number(process.env.B ?? 8), Number(process.env.H ?? 4), Number(process.env.T ?? 128), Number(args[1] ?? 32)];
 const p: AttentionParams = { batch: B, heads: H, tq: T, tk: T, d: D, scale: 1 / Math.sqrt(D), causal: args[2] !== 'full' };
 const rand = (n: number) => gpu.upload('f32', Array.from({ length: n }, () => Math.random() * 2 - 1));
 const n = B * H * T * D;

@@ -8,7 +8,7 @@ import { makeSchedule, type Schedule } from '../nn/schedules.js';
 import { arrayToTensor, saveCheckpoint, withPrefix, type LoadedCheckpoint } from '../nn/checkpoint.js';
 import { copyInto } from '../nn/module.js';
 import {
-  add, backward, closeScope, concat, defaultGenerator, keep, lt, mean, mul, noGrad, openScope, setDefaultGenerator, slice, reshape, sum, sumOfSquares, tensor, tidy,
+  add, backward, closeScope, concat, defaultGenerator, full, keep, lt, mean, mul, noGrad, openScope, setDefaultGenerator, slice, reshape, sumOfSquares, tensor, tidy,
   type Backend, type Tensor,
 } from '../tensor/index.js';
 import { Generator, type GeneratorState } from '../tensor/random/philox.js';
@@ -194,7 +194,7 @@ export class PreferenceTrainer {
         values = tidy(() => {
           const f = this.forward(batch, true, idx);
           const cr = reg.criticLoss(f.out.hidden!, f.ref!.hidden!, this.poolMask(f.t));
-          backward(sum(cr.losses));
+          backwardEach(cr.losses, 1);
           return [keep(cr.losses), keep(cr.accuracy)];
         });
       }
@@ -234,7 +234,7 @@ export class PreferenceTrainer {
         if (reg) {
           const mask = this.poolMask(f.t);
           const cr = reg.criticLoss(f.out.hidden!, f.ref!.hidden!, mask);
-          backward(perMicro(sum(cr.losses), accum));
+          backwardEach(cr.losses, accum);
           if (micro === accum - 1) ({ skipped: criticSkipped, gate: criticGate } = await this.criticUpdates(reg, [cr.losses, cr.accuracy], batch, idx, reg.updatesAt(this.step)));
           criticLossSums = accumulate(criticLossSums, cr.losses.detach());
           criticAccuracySums = accumulate(criticAccuracySums, cr.accuracy);
@@ -465,6 +465,15 @@ function asVector(x: Tensor): Tensor {
 }
 
 /** A micro-batch's share of an accumulated quantity: x / accum (no kernel without accumulation). */
+/**
+ * Backward of the sum of the elements of xs (the critics' losses) over accum micro-batches: the
+ * output gradient 1/accum per element seeds backward directly (one fill, not a sum, a scale and a
+ * broadcast of its gradient).
+ */
+function backwardEach(xs: Tensor, accum: number): void {
+  backward(xs, full(xs.shape, 1 / accum, { backend: xs.backend, dtype: xs.dtype }));
+}
+
 function perMicro(x: Tensor, accum: number): Tensor {
   return accum === 1 ? x : mul(x, 1 / accum);
 }

@@ -9,7 +9,8 @@ import { defaultGanpo } from '../../src/ganpo/regularizer.js';
 import { defaultTrainConfig, NonFiniteError, PreferenceTrainer, type TrainConfig } from '../../src/ganpo/trainer.js';
 import type { TokenizedPair } from '../../src/ganpo/data.js';
 import { Generator, uniformAt } from '../../src/tensor/random/philox.js';
-import { cpu, liveTensorCount, manualSeed } from '../../src/index.js';
+import { cpu, liveTensorCount, manualSeed, noGrad } from '../../src/index.js';
+import { StackedSpectralNormLinear } from '../../src/nn/stacked.js';
 
 const modelConfig: GPTConfig = { vocabSize: 24, contextLength: 8, dModel: 16, nLayers: 1, nHeads: 2, dropout: 0 };
 
@@ -128,6 +129,43 @@ describe('preference training end to end (CPU backend)', () => {
     expect(reg.criticSteps).toBe(1);
     expect(new Map(reg.optimizer.stateDict().steps)).toEqual(stepsBefore);
     trainer.dispose();
+  });
+
+  test('critic gradients over two micro-batches are their mean: gradAccum 2 on the same 8 pairs twice equals gradAccum 1', async () => {
+    // No critic dropout, and running means that are each batch's own (momentum 0): both
+    // micro-batches then score the same pairs alike, so the accumulated gradient must be about one
+    // micro-batch's (not twice it).
+    const pairs = train.slice(0, 8);
+    const grads = async (gradAccum: number) => {
+      const { policy, reference } = build();
+      const c = config(true, 5);
+      c.gradAccum = gradAccum;
+      Object.assign(c.ganpo!, { criticDropout: 0, momentum: 0 });
+      const trainer = new PreferenceTrainer(policy, reference, pairs, heldOut, c, { padId: 0, backend: cpu });
+      const reg = trainer.regularizer!;
+      // Each training-mode forward runs one spectral-norm power iteration; converge them first so
+      // the second micro-batch's extra iteration leaves the weights as they were.
+      noGrad(() => {
+        for (const [, m] of reg.critics.namedModules()) {
+          if (m instanceof StackedSpectralNormLinear) for (let k = 0; k < 60; k++) m.weight().dispose();
+        }
+      });
+      let seen: number[][] = [];
+      const step = reg.criticStep.bind(reg);
+      reg.criticStep = (gate) => {
+        seen = reg.namedParameters().map(([, p]) => [...p.grad!.dataSync()]);
+        return step(gate);
+      };
+      await trainer.trainStep();
+      trainer.dispose();
+      return seen;
+    };
+    const one = (await grads(1)).flat();
+    const two = (await grads(2)).flat();
+    expect(two.length).toBe(one.length);
+    const norm = (xs: number[]) => Math.sqrt(xs.reduce((a, x) => a + x * x, 0));
+    expect(norm(one)).toBeGreaterThan(0);
+    expect(norm(two.map((x, i) => x - one[i])) / norm(one)).toBeLessThan(1e-4);
   });
 
   test('with several critic updates per step, each non-finite one is read back and skipped', async () => {
