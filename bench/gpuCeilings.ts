@@ -17,6 +17,9 @@ import { parseArgs } from 'node:util';
 import { add, layerNorm, matmul, mul, ones, randn, setBackend, softmax, zeros, type Tensor } from '../src/tensor/index.js';
 import { WebGPUBackend } from '../src/tensor/backends/webgpu/index.js';
 import { chooseMatmulVariant } from '../src/shaders/matmul.js';
+import { layerNormLaunch } from '../src/shaders/layernorm.js';
+import { ROW_CACHE_MAX_COLS } from '../src/shaders/rows.js';
+import { softmaxLaunch } from '../src/shaders/softmax.js';
 import type { Kernel, Launch } from '../src/shaders/kernel.js';
 import { Generator } from '../src/tensor/random/philox.js';
 
@@ -147,6 +150,19 @@ for (const [rowsN, cols] of [[Math.max(64, Math.floor(65536 / scale)), 1024], [4
   bandwidth('softmax', params, 2 * 4 * n, await best(() => dispose(softmax(x)), reps));
   // layerNorm also writes the row mean and rstd (8 bytes a row) for its backward.
   bandwidth('layernorm', params, 2 * 4 * n + 8 * rowsN, await best(() => dispose(layerNorm(x, gamma, beta, 1e-5)), reps));
+  // The same kernels in each workgroup-per-row form, cached (the row read once, kept in registers;
+  // what the backend picks on a GPU for rows of up to ROW_CACHE_MAX_COLS) and not (read twice).
+  if (cols <= ROW_CACHE_MAX_COLS) {
+    const out = gpu.alloc('f32', n);
+    const stats = [gpu.alloc('f32', rowsN), gpu.alloc('f32', rowsN)];
+    for (const cached of [true, false]) {
+      const form = cached ? 'cached' : 'uncached';
+      bandwidth(`softmax_${form}`, params, 2 * 4 * n, await best(() => gpu.runKernel(softmaxLaunch(rowsN, cols, false, 'workgroup', cached), [x.storage], [out]), reps));
+      const ln = layerNormLaunch(rowsN, cols, 1e-5, 'workgroup', 1, cached);
+      bandwidth(`layernorm_${form}`, params, 2 * 4 * n + 8 * rowsN, await best(() => gpu.runKernel(ln, [x.storage, gamma.storage, beta.storage], [out, ...stats]), reps));
+    }
+    for (const b of [out, ...stats]) gpu.free(b);
+  }
   for (const t of [x, y, gamma, beta]) t.dispose();
 }
 

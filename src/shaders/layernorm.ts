@@ -7,14 +7,15 @@
 // around the pivot the running mean is small and that error with it.
 //
 // Dispatch geometry, by RowForm (rows.ts): forward and dx, one 64-invocation workgroup per row
-// ('workgroup', rowGrid) or one invocation per row ('invocation', 64 rows per workgroup);
+// ('workgroup', rowGrid; the forward also in a cached variant that keeps rows of up to 2048
+// elements in registers, read once) or one invocation per row ('invocation', 64 rows per workgroup);
 // dgamma/dbeta, one invocation per (group, column) (grid1d over groups·cols, 64 per workgroup).
 //
 // Grouped affine: gamma and beta may hold one row of cols values per group of consecutive rows
 // (groupRows rows each), so stacked models (src/nn/stacked.ts) normalize all members in one pass.
 
 import { flatIndexWGSL, grid1d, packUniforms, type Launch } from './kernel.js';
-import { ROW_INDEX_WGSL, ROW_REDUCE_WGSL, ROW_PER_INVOCATION_MAIN_WGSL, rowFormGrid, type RowForm } from './rows.js';
+import { ROW_INDEX_WGSL, ROW_REDUCE_WGSL, ROW_PER_INVOCATION_MAIN_WGSL, rowCacheSize, rowFormGrid, type RowForm } from './rows.js';
 
 const FORWARD_BINDINGS = /* wgsl */ `
 struct Uniforms { rows: u32, cols: u32, eps: f32, groupRows: u32 }
@@ -45,7 +46,8 @@ fn welfordAdd(s: vec3<f32>, v: f32) -> vec3<f32> {
 }
 `;
 
-const FORWARD_WGSL = /* wgsl */ `${FORWARD_BINDINGS}
+// The workgroup form's shared part: bindings, the row reduction helpers and the Welford merge.
+const FORWARD_WORKGROUP_PREFIX = /* wgsl */ `${FORWARD_BINDINGS}
 ${ROW_REDUCE_WGSL}
 var<workgroup> redN: array<f32, WG>;
 
@@ -67,6 +69,9 @@ fn workgroupWelford(s: vec3<f32>, lid: u32) -> vec3<f32> {
   return vec3<f32>(redN[0], redA[0], redB[0]);
 }
 
+`;
+
+const FORWARD_WGSL = /* wgsl */ `${FORWARD_WORKGROUP_PREFIX}
 @compute @workgroup_size(WG)
 fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>,
         @builtin(local_invocation_index) lid: u32) {
@@ -98,6 +103,54 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec
   }
 }
 `;
+
+/**
+ * The 'workgroup' form holding its row in registers (K values per lane, elements lid + j·WG), so
+ * the row is read from memory once instead of twice (statistics, then the output pass). The
+ * statistics visit the values in the same chunks and order as FORWARD_WGSL: the same bits.
+ */
+function forwardCachedWGSL(k: number): string {
+  return /* wgsl */ `${FORWARD_WORKGROUP_PREFIX}
+const K = ${k}u;
+@compute @workgroup_size(WG)
+fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>,
+        @builtin(local_invocation_index) lid: u32) {
+  let row = ${ROW_INDEX_WGSL};
+  if (row >= u.rows) { return; } // uniform across the workgroup
+  let base = row * u.cols;
+  let gbase = (row / u.groupRows) * u.cols;
+  // Every load issued before any arithmetic: K independent loads in flight per lane.
+  var xs: array<f32, ${k}>;
+  for (var j = 0u; j < K; j = j + 1u) {
+    let c = lid + j * WG;
+    xs[j] = select(0.0, x[base + min(c, u.cols - 1u)], c < u.cols);
+  }
+  let pivot = x[base];
+  var s = vec3<f32>(0.0);
+  var j = 0u;
+  for (; j + 3u < K && lid + (j + 3u) * WG < u.cols; j = j + 4u) {
+    let v = vec4<f32>(xs[j], xs[j + 1u], xs[j + 2u], xs[j + 3u]) - vec4<f32>(pivot);
+    let cm = (v.x + v.y + v.z + v.w) * 0.25;
+    let d = v - vec4<f32>(cm);
+    s = welfordMerge(s, vec3<f32>(4.0, cm, dot(d, d)));
+  }
+  for (; j < K && lid + j * WG < u.cols; j = j + 1u) { s = welfordAdd(s, xs[j] - pivot); }
+  s = workgroupWelford(s, lid);
+  let mu = s.y; // the mean of x - pivot
+  let rs = 1.0 / sqrt(s.z / f32(u.cols) + u.eps);
+  for (j = 0u; j < K; j = j + 1u) {
+    let c = lid + j * WG;
+    if (c < u.cols) { y[base + c] = ((xs[j] - pivot) - mu) * rs * gamma[gbase + c] + beta[gbase + c]; }
+  }
+  if (lid == 0u) {
+    mean[row] = pivot + mu;
+    rstd[row] = rs;
+  }
+}
+`;
+}
+
+const FORWARD_CACHED_SOURCES = new Map<number, string>();
 
 // One invocation per row. Welford over chunks of four: each chunk's exact (4, mean, M2) merged into
 // the running triple (one division per chunk), then single values for the tail.
@@ -238,11 +291,22 @@ function groupRows(rows: number, groups: number): number {
 /**
  * Storage [x, gamma, beta: read; y, mean, rstd: read_write]; mean and rstd are per row; gamma and
  * beta hold groups × cols values, group g applying to rows [g·rows/groups, (g+1)·rows/groups).
+ * With `cached` (the 'workgroup' form, cols <= ROW_CACHE_MAX_COLS) each workgroup holds its row in
+ * registers and reads it once.
  */
-export function layerNormLaunch(rows: number, cols: number, eps: number, form: RowForm = 'workgroup', groups = 1): Launch {
+export function layerNormLaunch(rows: number, cols: number, eps: number, form: RowForm = 'workgroup', groups = 1, cached = false): Launch {
   const row = form === 'invocation';
+  if (cached && row) throw new Error('layerNorm: the cached form is a workgroup-per-row form');
+  let name = row ? 'layerNorm[row]' : 'layerNorm';
+  let code = row ? FORWARD_ROW_WGSL : FORWARD_WGSL;
+  if (cached) {
+    const k = rowCacheSize(cols);
+    name = `layerNorm[cached ${k}]`;
+    code = FORWARD_CACHED_SOURCES.get(k) ?? forwardCachedWGSL(k);
+    FORWARD_CACHED_SOURCES.set(k, code);
+  }
   return {
-    kernel: { name: row ? 'layerNorm[row]' : 'layerNorm', code: row ? FORWARD_ROW_WGSL : FORWARD_WGSL, storage: ['read', 'read', 'read', 'read_write', 'read_write', 'read_write'] },
+    kernel: { name, code, storage: ['read', 'read', 'read', 'read_write', 'read_write', 'read_write'] },
     uniforms: packUniforms([['u32', rows], ['u32', cols], ['f32', eps], ['u32', groupRows(rows, groups)]]),
     workgroups: rowFormGrid(rows, form),
   };

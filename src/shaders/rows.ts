@@ -49,6 +49,20 @@ export function rowFormGrid(rows: number, form: RowForm): [number, number, numbe
 /** Invocations per row. 64 keeps barriers cheap on lavapipe and still fills a warp-sized unit. */
 export const ROW_WORKGROUP = 64;
 
+/**
+ * Longest row the cached row kernels hold (softmax and layerNorm forward, 'workgroup' form): K = 32
+ * values per lane.
+ */
+export const ROW_CACHE_MAX_COLS = 32 * ROW_WORKGROUP;
+
+/** Values per lane for a cached row of cols: a power of two from 4, so few pipelines serve all widths. */
+export function rowCacheSize(cols: number): number {
+  if (!(cols >= 1 && cols <= ROW_CACHE_MAX_COLS)) throw new RangeError(`row cache: ${cols} columns (1 to ${ROW_CACHE_MAX_COLS})`);
+  let k = 4;
+  while (k * ROW_WORKGROUP < cols) k *= 2;
+  return k;
+}
+
 /** Workgroup counts for one workgroup per row; rows past 65535 spill into y (see ROW_INDEX_WGSL). */
 export function rowGrid(rows: number): [number, number, number] {
   return grid1d(rows, 1);

@@ -3,9 +3,12 @@
 //
 // Dispatch geometry, by RowForm (rows.ts): 'workgroup', one 64-invocation workgroup per row, rows
 // over x then y (rowGrid); 'invocation', one invocation per row, 64 rows per workgroup (grid1d).
+// The forward's 'workgroup' form has a cached variant for rows of up to 2048 elements: the row is
+// kept in registers between the statistics and the output pass, so it is read from memory once
+// (the form the backend picks on a GPU, where these kernels are bound by memory traffic).
 
 import { packUniforms, type Launch } from './kernel.js';
-import { LOWEST_F32, ONLINE_MAX_SUM_WGSL, ROW_INDEX_WGSL, ROW_REDUCE_WGSL, ROW_PER_INVOCATION_MAIN_WGSL, rowFormGrid, type RowForm } from './rows.js';
+import { LOWEST_F32, ONLINE_MAX_SUM_WGSL, ROW_INDEX_WGSL, ROW_REDUCE_WGSL, ROW_PER_INVOCATION_MAIN_WGSL, rowCacheSize, rowFormGrid, type RowForm } from './rows.js';
 
 // Quiet NaN bits, passed as a uniform: a NaN constant in WGSL source is a compile error.
 const NAN_BITS = 0x7fc00000;
@@ -47,6 +50,57 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec
   }
 }
 `;
+
+/**
+ * The 'workgroup' form holding its row in registers: lane lid keeps elements lid + j·WG (j < K) in
+ * a private array, so the row is read from memory once instead of twice (statistics, then the
+ * output pass), for rows of up to K·WG elements. The statistics visit the values in the same groups
+ * and order as SOFTMAX_WGSL, so both give the same bits.
+ */
+function softmaxCachedWGSL(k: number): string {
+  return /* wgsl */ `
+struct Uniforms { rows: u32, cols: u32, log: u32, nanBits: u32 }
+@group(0) @binding(0) var<uniform> u: Uniforms;
+@group(0) @binding(1) var<storage, read> x: array<f32>;
+@group(0) @binding(2) var<storage, read_write> out: array<f32>;
+${ROW_REDUCE_WGSL}
+const K = ${k}u;
+@compute @workgroup_size(WG)
+fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>,
+        @builtin(local_invocation_index) lid: u32) {
+  let row = ${ROW_INDEX_WGSL};
+  if (row >= u.rows) { return; } // uniform across the workgroup
+  let base = row * u.cols;
+  // Every load issued before any arithmetic: K independent loads in flight per lane.
+  var xs: array<f32, ${k}>;
+  for (var j = 0u; j < K; j = j + 1u) {
+    let c = lid + j * WG;
+    xs[j] = select(0.0, x[base + min(c, u.cols - 1u)], c < u.cols);
+  }
+  var ms = vec2<f32>(${LOWEST_F32}, 0.0);
+  var j = 0u;
+  for (; j + 3u < K && lid + (j + 3u) * WG < u.cols; j = j + 4u) {
+    ms = onlineMaxSum4(ms, vec4<f32>(xs[j], xs[j + 1u], xs[j + 2u], xs[j + 3u]));
+  }
+  for (; j < K && lid + j * WG < u.cols; j = j + 1u) { ms = onlineMaxSum(ms, xs[j]); }
+  ms = workgroupMaxSum(ms, lid);
+  let logSum = log(ms.y);
+  let invSum = 1.0 / ms.y;
+  let allMasked = ms.y == 0.0;
+  for (j = 0u; j < K; j = j + 1u) {
+    let c = lid + j * WG;
+    if (c < u.cols) {
+      let v = xs[j];
+      var y = select(exp(v - ms.x) * invSum, (v - ms.x) - logSum, u.log != 0u);
+      if (allMasked) { y = bitcast<f32>(u.nanBits); }
+      out[base + c] = y;
+    }
+  }
+}
+`;
+}
+
+const SOFTMAX_CACHED_SOURCES = new Map<number, string>();
 
 // One invocation per row: the same arithmetic as above, with the whole row in one lane.
 const SOFTMAX_ROW_WGSL = /* wgsl */ `
@@ -120,11 +174,22 @@ ${ROW_PER_INVOCATION_MAIN_WGSL}
 }
 `;
 
-/** (log-)softmax of each row; storage [x: read, out: read_write]. */
-export function softmaxLaunch(rows: number, cols: number, log: boolean, form: RowForm = 'workgroup'): Launch {
+/**
+ * (log-)softmax of each row; storage [x: read, out: read_write]. With `cached` (the 'workgroup'
+ * form, cols <= ROW_CACHE_MAX_COLS) each workgroup holds its row in registers and reads it once.
+ */
+export function softmaxLaunch(rows: number, cols: number, log: boolean, form: RowForm = 'workgroup', cached = false): Launch {
   const row = form === 'invocation';
+  if (cached && row) throw new Error('softmax: the cached form is a workgroup-per-row form');
+  let kernel = { name: row ? 'softmax[row]' : 'softmax', code: row ? SOFTMAX_ROW_WGSL : SOFTMAX_WGSL, storage: ['read' as const, 'read_write' as const] };
+  if (cached) {
+    const k = rowCacheSize(cols);
+    let code = SOFTMAX_CACHED_SOURCES.get(k);
+    if (!code) SOFTMAX_CACHED_SOURCES.set(k, (code = softmaxCachedWGSL(k)));
+    kernel = { name: `softmax[cached ${k}]`, code, storage: ['read', 'read_write'] };
+  }
   return {
-    kernel: { name: row ? 'softmax[row]' : 'softmax', code: row ? SOFTMAX_ROW_WGSL : SOFTMAX_WGSL, storage: ['read', 'read_write'] },
+    kernel,
     uniforms: packUniforms([['u32', rows], ['u32', cols], ['u32', log ? 1 : 0], ['u32', NAN_BITS]]),
     workgroups: rowFormGrid(rows, form),
   };

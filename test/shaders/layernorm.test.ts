@@ -3,9 +3,9 @@
 // affine (gamma, beta) or one per group of rows (a stack of models).
 
 import fc from 'fast-check';
-import { afterAll, describe, it } from 'vitest';
+import { afterAll, describe, expect, it } from 'vitest';
 import { layerNormBackwardLaunches, layerNormLaunch } from '../../src/shaders/layernorm.js';
-import type { RowForm } from '../../src/shaders/rows.js';
+import { ROW_CACHE_MAX_COLS, type RowForm } from '../../src/shaders/rows.js';
 import { CpuBackend } from '../../src/tensor/backends/cpu/index.js';
 import { expectClose, maxAbs, nanFilled, openHarness, seededFloats } from '../helpers/kernelHarness.js';
 
@@ -111,5 +111,30 @@ describe.skipIf(!h)('layerNorm WGSL', () => {
         if (!Object.is(cpuSum[i], Math.fround(add[i] + cpuDx[i]))) throw new Error(`${what}: CPU element ${i} is ${cpuSum[i]}, dxAdd + dx = ${Math.fround(add[i] + cpuDx[i])}`);
       }
     }), { numRuns: 20 });
+  });
+
+  // The cached forward (rows held in registers; the backend's choice on a GPU) against the CPU, and
+  // bit for bit against the uncached workgroup form.
+  it('cached forward matches the CPU and the uncached workgroup form bit for bit, up to 2048 columns', async () => {
+    const arb = caseArb.map((c) => ({ ...c, cols: 1 + ((c.cols - 1) % ROW_CACHE_MAX_COLS), form: 'workgroup' as const }));
+    await fc.assert(fc.asyncProperty(arb, async (c) => {
+      const { rows, cols } = c;
+      const groups = c.groups ?? 1;
+      const x = seededFloats(rows * cols, c.seed, 2).map((v) => v + c.offset);
+      const gamma = seededFloats(groups * cols, c.seed + 1, 1.5);
+      const beta = seededFloats(groups * cols, c.seed + 2);
+      const bufs = () => [x, gamma, beta, nanFilled(rows * cols), nanFilled(rows), nanFilled(rows)];
+      const cached = await h!.run(layerNormLaunch(rows, cols, 1e-5, 'workgroup', groups, true), bufs());
+      const plain = await h!.run(layerNormLaunch(rows, cols, 1e-5, 'workgroup', groups), bufs());
+      const ref = cpu.layerNorm(cpu.upload('f32', x), cpu.upload('f32', gamma), cpu.upload('f32', beta), rows, cols, 1e-5, groups);
+      const scale = Math.abs(c.offset) + 2;
+      expectClose(`cached layerNorm ${JSON.stringify(c)} y`, cached[3]!, cpu.readSync(ref.y), (w) => 1e-5 * (1 + Math.abs(w)) * (1 + scale / 2));
+      for (const k of [3, 4, 5]) {
+        for (let i = 0; i < cached[k]!.length; i++) {
+          if (!Object.is(cached[k]![i], plain[k]![i])) throw new Error(`cached layerNorm ${JSON.stringify(c)} output ${k} element ${i}: ${cached[k]![i]}, uncached ${plain[k]![i]}`);
+        }
+      }
+    }), { numRuns: 20 });
+    expect(() => layerNormLaunch(2, 8, 1e-5, 'invocation', 1, true)).toThrowError(/workgroup-per-row/);
   });
 });

@@ -5,7 +5,7 @@
 import fc from 'fast-check';
 import { afterAll, describe, expect, it } from 'vitest';
 import { softmaxBackwardLaunch, softmaxLaunch } from '../../src/shaders/softmax.js';
-import type { RowForm } from '../../src/shaders/rows.js';
+import { ROW_CACHE_MAX_COLS, rowCacheSize, type RowForm } from '../../src/shaders/rows.js';
 import { CpuBackend } from '../../src/tensor/backends/cpu/index.js';
 import { expectClose, nanFilled, openHarness, seededFloats } from '../helpers/kernelHarness.js';
 
@@ -75,5 +75,28 @@ describe.skipIf(!h)('softmax WGSL', () => {
     }
     // At most one pipeline each way per row form, for every shape and both modes.
     expect(h!.pipelineCount() - before).toBeLessThanOrEqual(4);
+  });
+
+  // The cached form (rows held in registers; the backend's choice on a GPU) against the CPU, and
+  // bit for bit against the uncached workgroup form it must agree with.
+  const cachedArb = caseArb.map((c) => ({ ...c, cols: 1 + ((c.cols - 1) % ROW_CACHE_MAX_COLS), form: 'workgroup' as const }));
+
+  it('cached forward matches the CPU and the uncached workgroup form bit for bit, up to 2048 columns', async () => {
+    await fc.assert(fc.asyncProperty(cachedArb, async (c) => {
+      const x = inputs(c);
+      const [, cached] = await h!.run(softmaxLaunch(c.rows, c.cols, c.log, 'workgroup', true), [x, nanFilled(x.length)]);
+      const [, plain] = await h!.run(softmaxLaunch(c.rows, c.cols, c.log, 'workgroup'), [x, nanFilled(x.length)]);
+      const want = cpu.readSync(cpu.softmax(cpu.upload('f32', x), c.rows, c.cols, c.log));
+      expectClose(`cached softmax ${JSON.stringify(c)}`, cached!, want, forwardTol(c.log));
+      for (let i = 0; i < x.length; i++) {
+        if (!Object.is(cached![i], plain![i])) throw new Error(`cached softmax ${JSON.stringify(c)}: element ${i} is ${cached![i]}, uncached ${plain![i]}`);
+      }
+    }), { numRuns: 25 });
+  });
+
+  it('cached form: each width class is one pipeline (4, 8, 16 or 32 values per lane); 2049 columns is refused', () => {
+    expect([1, 256, 257, 512, 513, 1024, 1025, 2048].map(rowCacheSize)).toEqual([4, 4, 8, 8, 16, 16, 32, 32]);
+    expect(() => softmaxLaunch(2, 2049, false, 'workgroup', true)).toThrowError(/2049 columns/);
+    expect(() => softmaxLaunch(2, 8, false, 'invocation', true)).toThrowError(/workgroup-per-row/);
   });
 });
