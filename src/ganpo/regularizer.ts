@@ -10,7 +10,7 @@ import { makeSchedule, type Schedule, type ScheduleKind } from '../nn/schedules.
 import type { Backend } from '../tensor/backend.js';
 import type { DType } from '../tensor/dtype.js';
 import { Generator } from '../tensor/random/philox.js';
-import { add, broadcastTo, concat, mul, detach, reshape, slice, zeros, type Tensor } from '../tensor/index.js';
+import { add, broadcastTo, concat, concatBroadcast, mul, detach, reshape, slice, zeros, type Tensor } from '../tensor/index.js';
 import { criticAccuracy, criticLosses, generatorLoss, RunningMeans, type StackedScores } from './adversarial.js';
 
 export type PoolMode = 'all' | 'response' | 'nonpad';
@@ -266,8 +266,9 @@ export class GanpoRegularizer {
       scores = concat(roles, 0);
     } else if (this.config.batchCriticCalls) {
       // One forward of both critics, each over [its policy half; ref-chosen; ref-rejected].
-      const x = concat([reshape(pol, [2, B, T, d]), twice(refHidden)], 1);
-      const m = mask && concat([reshape(mask, [2, B, T]), twice(mask)], 1);
+      // The reference states are read in place for both critics (no broadcast copy).
+      const x = concatBroadcast([reshape(pol, [2, B, T, d]), reshape(refHidden, [1, 2 * B, T, d])], 1);
+      const m = mask && concatBroadcast([reshape(mask, [2, B, T]), reshape(mask, [1, 2 * B, T])], 1);
       scores = call(reshape(x, [6 * B, T, d]), m && reshape(m, [6 * B, T]), 2);
     } else {
       // The reference's three calls per critic (three power iterations each), with the dropout

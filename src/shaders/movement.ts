@@ -38,17 +38,20 @@ export const CONCAT_MAX_SOURCES = 8;
 /**
  * Several contiguous sources side by side in one pass: the output is [outer, row] and source s,
  * viewed as [outer, width_s], fills columns [colBase + start_s, colBase + start_s + width_s) of
- * every row (starts relative to the group, start_S = the group's width). Raw 32-bit words.
+ * every row (starts relative to the group, start_S = the group's width). A source whose bit is set
+ * in u.repeat is one [width_s] block repeated for every row (outer stride 0). Raw 32-bit words.
  */
 const concatKernel = (sources: number): Kernel => cachedKernel(`concat|${sources}`, () => {
   const s = Array.from({ length: sources }, (_, k) => k);
   const pick = s.map((k) => {
-    const body = `dst[d] = src${k}[o * (u.starts[${Math.floor((k + 1) / 4)}][${(k + 1) % 4}] - u.starts[${Math.floor(k / 4)}][${k % 4}]) + p - u.starts[${Math.floor(k / 4)}][${k % 4}]];`;
+    const start = `u.starts[${Math.floor(k / 4)}][${k % 4}]`;
+    const width = `(u.starts[${Math.floor((k + 1) / 4)}][${(k + 1) % 4}] - ${start})`;
+    const body = `dst[d] = src${k}[select(o * ${width}, 0u, (u.repeat & ${1 << k}u) != 0u) + p - ${start}];`;
     return k === sources - 1 ? `{ ${body} }` : `if (p < u.starts[${Math.floor((k + 1) / 4)}][${(k + 1) % 4}]) { ${body} }`;
   });
   return {
     name: `concat[${sources}]`,
-    code: `struct U { n: u32, width: u32, row: u32, colBase: u32, starts: array<vec4<u32>, ${Math.ceil((sources + 1) / 4)}> }
+    code: `struct U { n: u32, width: u32, row: u32, colBase: u32, starts: array<vec4<u32>, ${Math.ceil((sources + 1) / 4)}>, repeat: u32 }
 @group(0) @binding(0) var<uniform> u: U;
 ${s.map((k) => `@group(0) @binding(${k + 1}) var<storage, read> src${k}: array<u32>;`).join('\n')}
 @group(0) @binding(${sources + 1}) var<storage, read_write> dst: array<u32>;
@@ -67,18 +70,21 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec
 
 /**
  * One dispatch writing sources (widths[s] columns each, at most CONCAT_MAX_SOURCES) into columns
- * colBase.. of an [outer, row] output; buffers [...sources, dst].
+ * colBase.. of an [outer, row] output; buffers [...sources, dst]. shared[s]: source s is a single
+ * [widths[s]] block used for every outer index.
  */
-export function concatLaunch(outer: number, widths: readonly number[], row: number, colBase: number, maxGroups = HARDWARE_MAX_GROUPS): Launch {
+export function concatLaunch(outer: number, widths: readonly number[], row: number, colBase: number, maxGroups = HARDWARE_MAX_GROUPS, shared: readonly boolean[] = []): Launch {
   if (widths.length < 1 || widths.length > CONCAT_MAX_SOURCES) throw new RangeError(`concat: ${widths.length} sources in one dispatch (1 to ${CONCAT_MAX_SOURCES})`);
   const starts = [0];
   for (const w of widths) starts.push(starts[starts.length - 1] + w);
   const width = starts[widths.length];
   const n = outer * width;
   const words = Array.from({ length: 4 * Math.ceil((widths.length + 1) / 4) }, (_, k) => starts[k] ?? 0);
+  const sharedBits = shared.reduce((bits, on, k) => (on ? bits | (1 << k) : bits), 0);
   return {
     kernel: concatKernel(widths.length),
-    uniforms: Uint32Array.from([n, width, row, colBase, ...words]),
+    // The struct's last field (repeat) follows the starts array: pad to a 16-byte multiple.
+    uniforms: Uint32Array.from([n, width, row, colBase, ...words, sharedBits, 0, 0, 0]),
     workgroups: gridStride(n, STRIDED_WG, maxGroups),
   };
 }

@@ -135,9 +135,10 @@ export interface Backend {
   /**
    * Optional: contiguous sources side by side, source s viewed as [outer, widths[s]] filling its
    * columns of the [outer, Σ widths] dst in order (concat along an axis, outer being the product of
-   * the dims before it). Without it concat makes one copy per source.
+   * the dims before it). A source with shared[s] set is one [widths[s]] block used for every outer
+   * index (broadcast over the dims before the axis). Without it concat makes one copy per source.
    */
-  concatInto?(srcs: readonly Storage[], dst: Storage, outer: number, widths: readonly number[]): void;
+  concatInto?(srcs: readonly Storage[], dst: Storage, outer: number, widths: readonly number[], shared?: readonly boolean[]): void;
   cast(x: Storage, to: DType): Storage;
 
   // elementwise; a, b (and cond) are read through broadcast strides into a contiguous outShape

@@ -136,6 +136,40 @@ export function concat(xs: readonly Tensor[], axis = 0): Tensor {
   });
 }
 
+/**
+ * concat along `axis` where an input may be 1 in every dim before the axis while the others are
+ * not: that input is one block repeated for each leading index, as broadcastTo would repeat it,
+ * but read in place (no broadcast copy; one pass where the backend writes several sources at once).
+ * The dims after the axis must match. A repeated input's gradient is summed over its repetitions.
+ */
+export function concatBroadcast(xs: readonly Tensor[], axis = 0): Tensor {
+  if (xs.length === 0) throw new ShapeError('concatBroadcast', 'no tensors given');
+  const b = backendOf('concatBroadcast', xs);
+  const a = normAxis('concatBroadcast', axis, xs[0].rank);
+  const lead = xs.find((x) => x.shape.slice(0, a).some((d) => d !== 1))?.shape.slice(0, a) ?? xs[0].shape.slice(0, a);
+  const shared = xs.map((x) => a > 0 && x.shape.slice(0, a).every((d) => d === 1) && lead.some((d) => d !== 1));
+  for (const x of xs) {
+    const leadOk = shapesEqual(x.shape.slice(0, a), lead) || x.shape.slice(0, a).every((d) => d === 1);
+    if (x.rank !== xs[0].rank || !leadOk || x.shape.some((d, i) => i > a && d !== xs[0].shape[i])) {
+      throw new ShapeError('concatBroadcast', `shapes ${xs.map((t) => fmtShape(t.shape)).join(', ')}: dims after axis ${axis} must match and dims before it match or be all 1`);
+    }
+  }
+  if (!b.concatInto || !shared.some(Boolean)) return concat(xs.map((x, k) => (shared[k] ? broadcastTo(x, [...lead, ...x.shape.slice(a)]) : x)), a);
+  const shape = [...lead, xs.reduce((t, x) => t + x.shape[a], 0), ...xs[0].shape.slice(a + 1)];
+  const out = b.alloc(xs[0].dtype, sizeOf(shape));
+  const inner = sizeOf(shape.slice(a + 1));
+  b.concatInto(xs.map((x) => x.storage), out, sizeOf(lead), xs.map((x) => x.shape[a] * inner), shared);
+  const res = wrap(out, shape);
+  return record('concatBroadcast', res, xs, (g) => {
+    let from = 0;
+    return xs.map((x, k) => {
+      const part = slice(g, a, from, from + x.shape[a]);
+      from += x.shape[a];
+      return shared[k] ? sumToShape(part, x.shape) : part;
+    });
+  });
+}
+
 /** Joins tensors of equal shape along a new axis. */
 export function stack(xs: readonly Tensor[], axis = 0): Tensor {
   if (xs.length === 0) throw new ShapeError('stack', 'no tensors given');

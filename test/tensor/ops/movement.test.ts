@@ -62,6 +62,30 @@ describe('movement ops: gradients', () => {
     }), { numRuns: RUNS });
   });
 
+  it('concatBroadcast equals concat of broadcastTo copies; its gradient matches central differences (repeated inputs summed)', async () => {
+    // Leading dims (before the axis) lead; each input has them or is 1 in all of them.
+    const arb = fc.tuple(fc.array(fc.integer({ min: 1, max: 3 }), { minLength: 1, maxLength: 2 }), fc.array(fc.integer({ min: 1, max: 3 }), { maxLength: 2 }),
+      fc.array(fc.record({ size: fc.integer({ min: 1, max: 3 }), shared: fc.boolean() }), { minLength: 1, maxLength: 3 })).chain(([lead, rest, ins]) => {
+      // At least one input carries the leading dims (otherwise nothing says what they are).
+      const shapes = ins.map((x, k) => [...(x.shared && k > 0 ? lead.map(() => 1) : lead), x.size, ...rest]);
+      return fc.tuple(...shapes.map((sh) => valuesArb(sizeOfShape(sh)))).map((datas) => ({ axis: lead.length, lead, shapes, datas }));
+    });
+    await fc.assert(fc.property(arb, ({ axis, lead, shapes, datas }) => {
+      T.tidy(() => {
+        const xs = shapes.map((sh, i) => T.tensor(datas[i], sh, { dtype: 'f64' }));
+        const want = T.concat(xs.map((x) => T.broadcastTo(x, [...lead, ...x.shape.slice(axis)])), axis);
+        const got = T.concatBroadcast(xs, axis);
+        expect(got.shape).toEqual(want.shape);
+        expect([...got.dataSync()]).toEqual([...want.dataSync()]);
+      });
+    }), { numRuns: RUNS });
+    await gradProperty(arb, ({ axis, shapes, datas }) => ({
+      fn: (...xs) => T.concatBroadcast(xs, axis),
+      inputs: shapes.map((s, i) => input(datas[i], s)),
+    }), { numRuns: RUNS });
+    expect(() => T.concatBroadcast([T.zeros([2, 1]), T.zeros([3, 1])], 1)).toThrowError(/concatBroadcast: shapes \[2, 1\], \[3, 1\]/);
+  });
+
   it('gradient of stack (1-3 equal shapes, any new axis) matches central differences for every input', async () => {
     const arb = shapeArb({ maxRank: 3, maxSize: 24 }).chain((shape) =>
       fc.tuple(fc.integer({ min: 0, max: shape.length }), fc.integer({ min: 1, max: 3 })).chain(([axis, n]) =>

@@ -117,14 +117,15 @@ export class CpuBackend implements Backend {
     });
   }
 
-  concatInto(srcs: readonly Storage[], dst: Storage, outer: number, widths: readonly number[]): void {
+  concatInto(srcs: readonly Storage[], dst: Storage, outer: number, widths: readonly number[], shared?: readonly boolean[]): void {
     const d = this.arr(dst);
     const row = widths.reduce((a, w) => a + w, 0);
     let col = 0;
     srcs.forEach((src, k) => {
       const s = this.arr(src);
       const w = widths[k];
-      for (let o = 0; o < outer; o++) d.set(s.subarray(o * w, (o + 1) * w), o * row + col);
+      const stride = shared?.[k] ? 0 : w;
+      for (let o = 0; o < outer; o++) d.set(s.subarray(o * stride, o * stride + w), o * row + col);
       col += w;
     });
   }

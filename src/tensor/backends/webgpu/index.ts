@@ -364,22 +364,22 @@ export class WebGPUBackend implements Backend {
   }
 
   /** One dispatch per CONCAT_MAX_SOURCES non-empty sources (fewer where the adapter binds fewer buffers). */
-  concatInto(srcs: readonly Storage[], dst: Storage, outer: number, widths: readonly number[]): void {
+  concatInto(srcs: readonly Storage[], dst: Storage, outer: number, widths: readonly number[], shared?: readonly boolean[]): void {
     const row = widths.reduce((a, w) => a + w, 0);
     const per = Math.max(1, Math.min(CONCAT_MAX_SOURCES, this.maxStorage - 1));
     let col = 0;
-    let group: { src: Storage; width: number }[] = [];
+    let group: { src: Storage; width: number; shared: boolean }[] = [];
     let groupBase = 0;
     const emit = () => {
       if (group.length === 0) return;
       const widthsOf = group.map((g) => g.width);
-      this.run(concatLaunch(outer, widthsOf, row, groupBase, this.groups), [...group.map((g) => g.src), dst], outer * widthsOf.reduce((a, w) => a + w, 0));
+      this.run(concatLaunch(outer, widthsOf, row, groupBase, this.groups, group.map((g) => g.shared)), [...group.map((g) => g.src), dst], outer * widthsOf.reduce((a, w) => a + w, 0));
       group = [];
     };
     srcs.forEach((src, s) => {
       if (widths[s] > 0) {
         if (group.length === 0) groupBase = col;
-        group.push({ src, width: widths[s] });
+        group.push({ src, width: widths[s], shared: shared?.[s] ?? false });
         if (group.length === per) emit();
       }
       col += widths[s];

@@ -47,23 +47,27 @@ describeGpu('webgpu movement and reduce', () => {
     }), RUNS);
   });
 
-  it('concatInto: 1-20 sources (some empty) side by side in an [outer, row] destination matches the CPU bit for bit', async () => {
-    await fc.assert(fc.asyncProperty(fc.integer({ min: 0, max: 5 }), fc.array(fc.integer({ min: 0, max: 9 }), { minLength: 1, maxLength: 20 }), seed, fc.constantFrom('f32', 'i32'),
-      async (outer, widths, sd, dtype) => {
-        const srcs = widths.map((w, k) => both(dtype, seededValues(sd + k, outer * w, -50, 50, dtype === 'i32')));
+  it('concatInto: 1-20 sources (some empty, some shared by every row) side by side in an [outer, row] destination matches the CPU bit for bit', async () => {
+    const sources = fc.array(fc.record({ width: fc.integer({ min: 0, max: 9 }), shared: fc.boolean() }), { minLength: 1, maxLength: 20 });
+    await fc.assert(fc.asyncProperty(fc.integer({ min: 0, max: 5 }), sources, seed, fc.constantFrom('f32', 'i32'),
+      async (outer, specs, sd, dtype) => {
+        const widths = specs.map((x) => x.width);
+        const shared = specs.map((x) => x.shared);
+        // A shared source is one [width] block, read for every row.
+        const srcs = specs.map((x, k) => both(dtype, seededValues(sd + k, (x.shared ? 1 : outer) * x.width, -50, 50, dtype === 'i32')));
         const n = outer * widths.reduce((a, w) => a + w, 0);
         const dg = gpu.alloc(dtype, n);
         const dc = cpu.alloc(dtype, n);
         gpu.fill(dg, -1);
         cpu.fill(dc, -1);
-        gpu.concatInto(srcs.map((s) => s[0]), dg, outer, widths);
-        cpu.concatInto(srcs.map((s) => s[1]), dc, outer, widths);
+        gpu.concatInto(srcs.map((s) => s[0]), dg, outer, widths, shared);
+        cpu.concatInto(srcs.map((s) => s[1]), dc, outer, widths, shared);
         const [g, r] = await readBoth(dg, dc);
         expect([...g]).toEqual([...r]);
-        // The CPU reference by hand: row o is the sources' rows o, in order.
+        // The CPU reference by hand: row o is the sources' rows o (a shared source's only row), in order.
         const want: number[] = [];
         const data = srcs.map((s) => [...cpu.readSync(s[1])]);
-        for (let o = 0; o < outer; o++) widths.forEach((w, k) => want.push(...data[k].slice(o * w, (o + 1) * w)));
+        for (let o = 0; o < outer; o++) widths.forEach((w, k) => want.push(...data[k].slice((shared[k] ? 0 : o) * w, ((shared[k] ? 0 : o) + 1) * w)));
         expect([...r]).toEqual(want);
         srcs.forEach(([a, b]) => (gpu.free(a), cpu.free(b)));
       }), RUNS);
