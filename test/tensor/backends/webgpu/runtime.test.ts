@@ -2,6 +2,7 @@
 // into few submits, user kernels run through runKernel, WGSL errors name the kernel and the line,
 // and initBackend picks and installs a backend.
 
+import fc from 'fast-check';
 import { afterAll, expect, it } from 'vitest';
 import type { Kernel } from '../../../../src/shaders/kernel.js';
 import { grid1d, packUniforms } from '../../../../src/shaders/kernel.js';
@@ -95,6 +96,23 @@ describeGpu('webgpu runtime', () => {
     // Until a submit, freed buffers are not handed out again.
     pool.release(a);
     expect(pool.acquire(64)).not.toBe(a);
+    pool.releasePool();
+  });
+
+  it('the pool hands out its lowest free buffer of a size for any number freed, in any order, over several submits', () => {
+    const pool = new BufferPool(gpu.device, GPUBufferUsage.STORAGE);
+    const bufs = Array.from({ length: 40 }, () => pool.acquire(64));
+    fc.assert(fc.property(fc.shuffledSubarray(bufs.map((_, i) => i), { minLength: 1 }), fc.integer({ min: 1, max: 4 }), (freed, submits) => {
+      // Free them in the drawn order, spread over several submits.
+      freed.forEach((i, k) => {
+        pool.release(bufs[i]!);
+        if ((k + 1) % Math.ceil(freed.length / submits) === 0) pool.afterSubmit();
+      });
+      pool.afterSubmit();
+      const got = freed.map(() => pool.acquire(64));
+      const want = [...freed].sort((x, y) => x - y).map((i) => bufs[i]!);
+      got.forEach((x, k) => expect(x === want[k], `acquire ${k} of ${freed.length}`).toBe(true));
+    }), { numRuns: 50 });
     pool.releasePool();
   });
 
