@@ -464,13 +464,19 @@ export class WebGPUBackend implements Backend {
     return { out: r.out, sums: r.sums! };
   }
 
-  /** The product, plus the operand sums when asked (one strided reduce of the operand). */
+  /**
+   * The product, plus the operand sums when asked. Every matmul variant has the sums epilogue, so
+   * they come from the matmul kernel itself, except with f16 operands (the kernel would add the
+   * f16-rounded values; the sums stay those of the f32 operand, as the unfused reduce gave) and for
+   * an empty product (no kernel runs), where one strided reduce of the operand computes them.
+   */
   private runMatmul(a: Storage, b: Storage, p: MatmulParams, bias: Storage | null, sums: MatmulSums | null): { out: Storage; sums: Storage | null } {
     const batch = sizeOf(p.batchShape);
     const out = this.alloc(a.dtype, batch * p.m * p.n);
     const sumsOut = sums ? this.alloc(a.dtype, batch * (sums === 'colsOfB' ? p.n : p.m)) : null;
     const type: MatmulOperandType = a.dtype === 'f32' ? this.operandType : 'f32';
-    if (sums) this.operandSums(sums === 'colsOfB' ? b : a, p, sums, sumsOut!);
+    const fused = sums !== null && out.size > 0 && type === 'f32';
+    if (sums && !fused) this.operandSums(sums === 'colsOfB' ? b : a, p, sums, sumsOut!);
     if (out.size === 0) return { out, sums: sumsOut };
     const q = this.mergeBatch(p);
     let variant = this.tuner?.choice(q, type);
@@ -478,7 +484,7 @@ export class WebGPUBackend implements Backend {
       this.tuner?.request(q, type);
       variant = this.staticVariant(q, type);
     }
-    const epilogue = bias ? [bias] : [];
+    const epilogue = [...(bias ? [bias] : []), ...(fused ? [sumsOut!] : [])];
     if (type === 'f16') {
       // Round both operands to f16 (packed pairs), multiply with f32 accumulation.
       const a16 = this.packF16(a);
@@ -487,7 +493,7 @@ export class WebGPUBackend implements Backend {
       this.free(a16);
       this.free(b16);
     } else {
-      this.run(matmulLaunch(q, variant, 'f32', !!bias), [a, b, out, ...epilogue], out.size);
+      this.run(matmulLaunch(q, variant, 'f32', !!bias, fused ? sums : null), [a, b, out, ...epilogue], out.size);
     }
     return { out, sums: sumsOut };
   }
