@@ -10,10 +10,18 @@
 // matmulLayout() derives the layout from the params, so it is not a choice: a variant and a
 // layout together name one pipeline (at most 3 × 3 × 2 layouts per variant, each compiled on use).
 //
+// Epilogues, each a flag of the pipeline key (without them the kernels are as they were): a bias
+// added to every output row (a linear layer's forward), and operand sums (a linear layer's bias
+// gradient, computed by its weight-gradient matmul): per batch element, Σ_k op(b)[k, j] for every
+// column j ('colsOfB', length n) or Σ_k op(a)[i, k] for every row i ('rowsOfA', length m). Every
+// variant already reads the b values of its columns (a values of its rows) at every k, so the sums
+// cost a few adds; the invocations of the first row block (column block) write them, so each sum
+// is written once: no atomics, deterministic.
+//
 // Dispatch geometry: x = column tiles, y = row tiles × batch folds, z = batch (folded into y past 65535).
 
-import type { MatmulParams } from '../tensor/backend.js';
-import { gridStride, gridStrideLoopWGSL, MAX_WORKGROUPS_PER_DIM, packUniforms, type Launch, type UniformField } from './kernel.js';
+import type { MatmulParams, MatmulSums } from '../tensor/backend.js';
+import { gridStride, gridStrideLoopWGSL, MAX_WORKGROUPS_PER_DIM, packUniforms, type Launch, type StorageAccess, type UniformField } from './kernel.js';
 import { tileWGSL, tileWorkgroupBytes, type TileSpec } from './matmulTiles.js';
 
 /**
@@ -221,6 +229,18 @@ const SCALAR_BINDINGS_WGSL = /* wgsl */ `
 /** The bias epilogue's binding: n f32 values, one per output column (per batch element at u.biasStride). */
 const BIAS_BINDING_WGSL = '@group(0) @binding(4) var<storage, read> bias: array<f32>;\n';
 
+/**
+ * The epilogue bindings after out: bias (binding 4), then the sums (binding 4, or 5 after a bias):
+ * [batch, n] f32 for 'colsOfB', [batch, m] for 'rowsOfA'.
+ */
+function epilogueBindingsWGSL(bias: boolean, sums: MatmulSums | null): string {
+  const sumsBinding = sums ? `@group(0) @binding(${bias ? 5 : 4}) var<storage, read_write> sums: array<f32>; // ${sums}\n` : '';
+  return (bias ? BIAS_BINDING_WGSL : '') + sumsBinding;
+}
+
+/** WGSL adding the components of a vec4 (the sums of 4 k-steps loaded as one vec4). */
+const hsum = (v: string) => `((${v}.x + ${v}.y) + (${v}.z + ${v}.w))`;
+
 const lanes = ['x', 'y', 'z', 'w'];
 
 /**
@@ -228,7 +248,7 @@ const lanes = ['x', 'y', 'z', 'w'];
  * column indices past the edge are clamped for the loads (always in bounds, no branches in the k
  * loop) and skipped at the store.
  */
-function registerBlockedWGSL(s: Spec, L: MatmulLayout, t: MatmulOperandType, bias: boolean): string {
+function registerBlockedWGSL(s: Spec, L: MatmulLayout, t: MatmulOperandType, bias: boolean, sums: MatmulSums | null): string {
   const { tm, tn, wgX, wgY, subgroup } = s;
   const vecs = tn / 4;
   const S = t; // storage scalar type of the operands
@@ -302,8 +322,60 @@ function registerBlockedWGSL(s: Spec, L: MatmulLayout, t: MatmulOperandType, bia
     bVal = (v) => `b${v}`;
   }
 
+  // ---- the sums epilogue: accumulators of the values loaded above, and the writes ----
+  const sumStep: string[] = []; // once per k-step, after its loads
+  const sumStores: string[] = [];
+  if (sums === 'colsOfB') {
+    // Column j's sum; written by the first row block (row0 = 0).
+    let col: (j: number) => string;
+    if (L.b === 'vecK') {
+      for (let j = 0; j < tn; j++) pre.push(`  var sumB${j} = vec4<f32>(0.0);`);
+      for (let j = 0; j < tn; j++) k4Loads.push(`    sumB${j} = sumB${j} + bv${j};`);
+      col = (j) => hsum(`sumB${j}`);
+    } else {
+      for (let v = 0; v < vecs; v++) pre.push(`  var sumB${v} = vec4<f32>(0.0);`);
+      for (let v = 0; v < vecs; v++) sumStep.push(`    sumB${v} = sumB${v} + b${v};`);
+      col = (j) => `sumB${Math.floor(j / 4)}.${lanes[j % 4]}`;
+    }
+    sumStores.push('  if (row0 == 0u) {');
+    for (let j = 0; j < tn; j++) sumStores.push(`    if (col0 + ${R(j)} < u.N) { sums[batch * u.N + col0 + ${R(j)}] = ${col(j)}; }`);
+    sumStores.push('  }');
+  } else if (sums === 'rowsOfA') {
+    if (subgroup) {
+      // Each lane sums the row it loads (row0 + lid.x, tm = wgX); the first column block writes.
+      if (tm !== wgX) throw new Error(`matmul: the subgroup sums need tm = wgX (got ${tm}, ${wgX})`);
+      if (L.a === 'vecK') {
+        pre.push('  var sumA = vec4<f32>(0.0);');
+        k4Loads.push('    sumA = sumA + avMine;');
+      } else {
+        pre.push('  var sumA = 0.0;');
+        aStep.push('    sumA = sumA + aMine;');
+      }
+      sumStores.push(`  if (wid.x == 0u && row0 + lid.x < u.M) { sums[batch * u.M + row0 + lid.x] = ${L.a === 'vecK' ? hsum('sumA') : 'sumA'}; }`);
+    } else {
+      // Row i's sum; written by the first column block (col0 = 0).
+      let row: (i: number) => string;
+      if (L.a === 'vecK') {
+        for (let i = 0; i < tm; i++) pre.push(`  var sumA${i} = vec4<f32>(0.0);`);
+        for (let i = 0; i < tm; i++) k4Loads.push(`    sumA${i} = sumA${i} + av${i};`);
+        row = (i) => hsum(`sumA${i}`);
+      } else if (L.a === 'vecM') {
+        for (let g = 0; g < tm / 4; g++) pre.push(`  var sumA${g} = vec4<f32>(0.0);`);
+        for (let g = 0; g < tm / 4; g++) sumStep.push(`    sumA${g} = sumA${g} + aq${g};`);
+        row = (i) => `sumA${Math.floor(i / 4)}.${lanes[i % 4]}`;
+      } else {
+        for (let i = 0; i < tm; i++) pre.push(`  var sumA${i} = 0.0;`);
+        for (let i = 0; i < tm; i++) sumStep.push(`    sumA${i} = sumA${i} + a${i};`);
+        row = (i) => `sumA${i}`;
+      }
+      sumStores.push('  if (col0 == 0u) {');
+      for (let i = 0; i < tm; i++) sumStores.push(`    if (row0 + ${R(i)} < u.M) { sums[batch * u.M + row0 + ${R(i)}] = ${row(i)}; }`);
+      sumStores.push('  }');
+    }
+  }
+
   const step = (kk: number): string[] => {
-    const out = ['    {', ...aStep.map((l) => `  ${l}`), ...bStep.map((l) => `  ${l}`)];
+    const out = ['    {', ...aStep.map((l) => `  ${l}`), ...bStep.map((l) => `  ${l}`), ...sumStep.map((l) => `  ${l}`)];
     for (let v = 0; v < vecs; v++) {
       if (L.b === 'vecK') out.push(`      let bw${v} = ${bVal(v, kk)};`);
     }
@@ -350,6 +422,7 @@ function registerBlockedWGSL(s: Spec, L: MatmulLayout, t: MatmulOperandType, bia
     }
     stores.push('  }');
   }
+  stores.push(...sumStores);
   const elem = (vec: boolean) => (vec ? `vec4<${S}>` : S);
   const enables = [t === 'f16' ? 'enable f16;' : '', subgroup ? 'enable subgroups;\ndiagnostic(off, subgroup_uniformity);' : ''].filter(Boolean).join('\n');
   // The subgroup variant keeps every lane of a row group alive until the end (lanes past the last
@@ -360,7 +433,7 @@ ${UNIFORMS_WGSL}
 @group(0) @binding(1) var<storage, read> a: array<${elem(L.a !== 'strided')}>;
 @group(0) @binding(2) var<storage, read> b: array<${elem(L.b !== 'strided')}>;
 @group(0) @binding(3) var<storage, read_write> out: array<${L.out ? 'vec4<f32>' : 'f32'}>;
-${bias ? BIAS_BINDING_WGSL : ''}
+${epilogueBindingsWGSL(bias, sums)}
 // Each invocation of a ${wgX}x${wgY} workgroup computes a ${tm}x${tn} block of the output (layout ${layoutName(L)}, ${t} operands).
 @compute @workgroup_size(${wgX}, ${wgY})
 fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_id) lid: vec3<u32>,
@@ -380,10 +453,32 @@ ${stores.join('\n')}
 
 /**
  * 64x64 output tile per 16x16 workgroup, 4x4 per invocation at rows ty + 16i and columns tx + 16j
- * (strided so neighbouring invocations read neighbouring shared words), k in steps of 16.
+ * (strided so neighbouring invocations read neighbouring shared words), k in steps of 16. The sums
+ * add the tile values an invocation multiplies (zero past k's end).
  */
-function tiledWGSL(bias: boolean): string {
-  return /* wgsl */ `${UNIFORMS_WGSL}${SCALAR_BINDINGS_WGSL}${bias ? BIAS_BINDING_WGSL : ''}
+function tiledWGSL(bias: boolean, sums: MatmulSums | null): string {
+  const sumDecl = sums === 'colsOfB' ? '\n  var sumB = vec4<f32>(0.0);' : sums === 'rowsOfA' ? '\n  var sumA = vec4<f32>(0.0);' : '';
+  const sumB = sums === 'colsOfB' ? '\n      sumB = sumB + bv;' : '';
+  const sumA = sums === 'rowsOfA' ? '\n        sumA[i] = sumA[i] + aTile[base + lid.y + 16u * i];' : '';
+  let sumStores = '';
+  if (sums === 'colsOfB') {
+    sumStores = `
+  if (tileRow == 0u && lid.y == 0u) {
+    for (var j = 0u; j < 4u; j = j + 1u) {
+      let col = tileCol + lid.x + 16u * j;
+      if (col < u.N) { sums[batch * u.N + col] = sumB[j]; }
+    }
+  }`;
+  } else if (sums === 'rowsOfA') {
+    sumStores = `
+  if (tileCol == 0u && lid.x == 0u) {
+    for (var i = 0u; i < 4u; i = i + 1u) {
+      let row = tileRow + lid.y + 16u * i;
+      if (row < u.M) { sums[batch * u.M + row] = sumA[i]; }
+    }
+  }`;
+  }
+  return /* wgsl */ `${UNIFORMS_WGSL}${SCALAR_BINDINGS_WGSL}${epilogueBindingsWGSL(bias, sums)}
 const TILE = 64u;
 const TK = 16u;
 var<workgroup> aTile: array<f32, 1024>; // [TK][TILE]: aTile[kk * 64 + i] = a(row i of the tile, k)
@@ -398,7 +493,7 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_id) lid
   let offs = batchOffsets(batch);
   let tileRow = (wid.y % u.rowGroups) * TILE;
   let tileCol = wid.x * TILE;
-  var acc: array<vec4<f32>, 4>;
+  var acc: array<vec4<f32>, 4>;${sumDecl}
   for (var k0 = 0u; k0 < u.K; k0 = k0 + TK) {
     // 256 invocations load 1024 words of each tile, zero-filling past the edges.
     for (var l = 0u; l < 4u; l = l + 1u) {
@@ -418,9 +513,9 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_id) lid
     workgroupBarrier();
     for (var kk = 0u; kk < TK; kk = kk + 1u) {
       let base = kk * TILE;
-      let bv = vec4<f32>(bTile[base + lid.x], bTile[base + lid.x + 16u], bTile[base + lid.x + 32u], bTile[base + lid.x + 48u]);
+      let bv = vec4<f32>(bTile[base + lid.x], bTile[base + lid.x + 16u], bTile[base + lid.x + 32u], bTile[base + lid.x + 48u]);${sumB}
       for (var i = 0u; i < 4u; i = i + 1u) {
-        acc[i] = fma(vec4<f32>(aTile[base + lid.y + 16u * i]), bv, acc[i]);
+        acc[i] = fma(vec4<f32>(aTile[base + lid.y + 16u * i]), bv, acc[i]);${sumA}
       }
     }
     workgroupBarrier();
@@ -433,25 +528,30 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_id) lid
       let col = tileCol + lid.x + 16u * j;
       if (col < u.N) { out[outBase + row * u.N + col] = acc[i][j]${bias ? ' + bias[batch * u.biasStride + col]' : ''}; }
     }
-  }
+  }${sumStores}
 }
 `;
 }
 
 const sources = new Map<string, string>();
 
-/** The WGSL of one (variant, layout, operand type, bias epilogue); cached: each compiles into one pipeline. */
-export function matmulSource(variant: MatmulVariant, layout: MatmulLayout, type: MatmulOperandType = 'f32', bias = false): string {
-  const key = `${variant}/${layoutName(layout)}/${type}${bias ? '/bias' : ''}`;
+const MATMUL_STORAGE: readonly StorageAccess[] = ['read', 'read', 'read_write'];
+
+/**
+ * The WGSL of one (variant, layout, operand type, bias epilogue, sums epilogue); cached: each
+ * compiles into one pipeline.
+ */
+export function matmulSource(variant: MatmulVariant, layout: MatmulLayout, type: MatmulOperandType = 'f32', bias = false, sums: MatmulSums | null = null): string {
+  const key = `${variant}/${layoutName(layout)}/${type}${bias ? '/bias' : ''}${sums ? `/${sums}` : ''}`;
   let code = sources.get(key);
   if (code === undefined) {
     if (variant === 'tiled64') {
       if (type !== 'f32') throw new Error('matmul: tiled64 has no f16 form');
-      code = tiledWGSL(bias);
+      code = tiledWGSL(bias, sums);
     } else if (isTile(variant)) {
-      code = tileWGSL(TILES[variant], layout, type, bias, UNIFORMS_WGSL + (bias ? BIAS_BINDING_WGSL : ''));
+      code = tileWGSL(TILES[variant], layout, type, bias, UNIFORMS_WGSL + epilogueBindingsWGSL(bias, sums), sums);
     } else {
-      code = registerBlockedWGSL(SPECS[variant], layout, type, bias);
+      code = registerBlockedWGSL(SPECS[variant], layout, type, bias, sums);
     }
     sources.set(key, code);
   }
@@ -469,8 +569,11 @@ export function supportsOperandType(variant: MatmulVariant, type: MatmulOperandT
  * With bias, a fourth binding [bias: read, n f32 values] is added to every output row (the
  * epilogue of a linear layer: no separate broadcast add over the output); with p.biasBatchStride
  * = n, batch element i adds its own bias at i·n (stacked linear layers).
+ * With sums, one more binding [sums: read_write, f32 [batch, n] for 'colsOfB', [batch, m] for
+ * 'rowsOfA'] receives, per batch element, Σ_k op(b)[k, j] or Σ_k op(a)[i, k] (of the operand values
+ * the kernel read: f16-rounded with type 'f16'). The product is the same with or without sums.
  */
-export function matmulLaunch(p: MatmulParams, variant: MatmulVariant = chooseMatmulVariant(p, true), type: MatmulOperandType = 'f32', bias = false): Launch {
+export function matmulLaunch(p: MatmulParams, variant: MatmulVariant = chooseMatmulVariant(p, true), type: MatmulOperandType = 'f32', bias = false, sums: MatmulSums | null = null): Launch {
   const { m, n, k, batchShape } = p;
   const rank = batchShape.length;
   if (rank > MATMUL_MAX_BATCH_RANK || p.aBatchStrides.length !== rank || p.bBatchStrides.length !== rank) {
@@ -505,9 +608,9 @@ export function matmulLaunch(p: MatmulParams, variant: MatmulVariant = chooseMat
   const suffix = variant === 'tiled64' ? '' : ` ${layoutName(layout)}`;
   return {
     kernel: {
-      name: `matmul[${variant}${suffix}${type === 'f16' ? ' f16' : ''}${bias ? ' +bias' : ''}]`,
-      code: matmulSource(variant, layout, type, bias),
-      storage: bias ? ['read', 'read', 'read_write', 'read'] : ['read', 'read', 'read_write'],
+      name: `matmul[${variant}${suffix}${type === 'f16' ? ' f16' : ''}${bias ? ' +bias' : ''}${sums ? ` +${sums}` : ''}]`,
+      code: matmulSource(variant, layout, type, bias, sums),
+      storage: [...MATMUL_STORAGE, ...(bias ? ['read' as const] : []), ...(sums ? ['read_write' as const] : [])],
     },
     uniforms: packUniforms(empty ? fields.map(([t], i) => [t, i < 4 ? 0 : 1] as UniformField) : fields),
     workgroups: [colGroups, y, z],

@@ -14,7 +14,12 @@
 // (stored straight in), vec4 along k (written transposed, one scalar per component), or scalars
 // through the uniform strides. Rows and columns past the edge are clamped (their outputs are not
 // stored), k past the end reads zero.
+//
+// The sums epilogue (see matmul.ts) adds up the workgroup-memory vec4 of b (of a) that each k-step
+// reads anyway; the invocations of the first row tile with lid.y = 0 (of the first column tile
+// with lid.x = 0) write them.
 
+import type { MatmulSums } from '../tensor/backend.js';
 import type { MatmulLayout, MatmulOperandType } from './matmul.js';
 
 export interface TileSpec {
@@ -107,10 +112,10 @@ function stage(side: 'a' | 'b', form: 'alongX' | 'alongK' | 'scalar', extent: nu
 
 /**
  * WGSL of one tile variant. `prelude` is the shared uniforms struct with batchOffsets() and the
- * bias binding when `bias` (src/shaders/matmul.ts). Dispatch: x = column tiles, y = row tiles ×
- * batch folds, z = batch.
+ * epilogue bindings (bias when `bias`, sums when `sums`; src/shaders/matmul.ts). Dispatch: x =
+ * column tiles, y = row tiles × batch folds, z = batch.
  */
-export function tileWGSL(s: TileSpec, L: MatmulLayout, type: MatmulOperandType, bias: boolean, prelude: string): string {
+export function tileWGSL(s: TileSpec, L: MatmulLayout, type: MatmulOperandType, bias: boolean, prelude: string, sums: MatmulSums | null = null): string {
   const { bm, bn, bk, tm, tn } = s;
   const th = tileThreads(s);
   const threads = th.x * th.y;
@@ -126,11 +131,18 @@ export function tileWGSL(s: TileSpec, L: MatmulLayout, type: MatmulOperandType, 
   const acc = (i: number, v: number) => `acc${i}_${v}`;
   const accDecls: string[] = [];
   for (let i = 0; i < tm; i++) for (let v = 0; v < gn; v++) accDecls.push(`  var ${acc(i, v)} = vec4<f32>(0.0);`);
+  // Invocation rows: tileRow + 4·(g·th.y + lid.y) + c for the c-th lane of a's g-th vec4 (columns likewise).
+  const rowOf = (g: number) => `tileRow + ${R(g * 4 * th.y)} + 4u * lid.y`;
+  const colOf = (v: number) => `tileCol + ${R(v * 4 * th.x)} + 4u * lid.x`;
+  const [sumOf, sumCount] = sums === 'colsOfB' ? ['b', gn] : ['a', gm];
+  const sum = (g: number) => `sum${sumOf.toUpperCase()}${g}`;
+  if (sums) for (let g = 0; g < sumCount; g++) accDecls.push(`  var ${sum(g)} = vec4<f32>(0.0);`);
   // One k-step: TM/4 + TN/4 vec4 reads of the current buffer, TM·TN/4 vec4 FMAs.
   const kStep = (kk: number): string[] => {
     const out: string[] = ['    {'];
     for (let g = 0; g < gm; g++) out.push(`      let a${g} = aTile[aBuf + ${R(kk * (bm / 4) + g * th.y)} + lid.y];`);
     for (let v = 0; v < gn; v++) out.push(`      let b${v} = bTile[bBuf + ${R(kk * (bn / 4) + v * th.x)} + lid.x];`);
+    if (sums) for (let g = 0; g < sumCount; g++) out.push(`      ${sum(g)} = ${sum(g)} + ${sumOf}${g};`);
     for (let i = 0; i < tm; i++) {
       for (let v = 0; v < gn; v++) out.push(`      ${acc(i, v)} = fma(vec4<f32>(a${Math.floor(i / 4)}.${lanes[i % 4]}), b${v}, ${acc(i, v)});`);
     }
@@ -143,7 +155,7 @@ export function tileWGSL(s: TileSpec, L: MatmulLayout, type: MatmulOperandType, 
   const stores: string[] = [];
   if (bias) {
     for (let v = 0; v < gn; v++) {
-      const col0 = `tileCol + ${R(v * 4 * th.x)} + 4u * lid.x`;
+      const col0 = colOf(v);
       stores.push(`  let bias${v} = vec4<f32>(${[0, 1, 2, 3].map((c) => `bias[batch * u.biasStride + min(${col0} + ${R(c)}, u.N - 1u)]`).join(', ')});`);
     }
   }
@@ -152,7 +164,7 @@ export function tileWGSL(s: TileSpec, L: MatmulLayout, type: MatmulOperandType, 
     const row = `tileRow + ${R(Math.floor(i / 4) * 4 * th.y + (i % 4))} + 4u * lid.y`;
     stores.push(`  { let row = ${row};`, '    if (row < u.M) {');
     for (let v = 0; v < gn; v++) {
-      const col = `tileCol + ${R(v * 4 * th.x)} + 4u * lid.x`;
+      const col = colOf(v);
       if (L.out) {
         stores.push(`      { let col = ${col}; if (col < u.N) { out[(outBase + row * u.N + col) / 4u] = ${acc(i, v)}${plus(v)}; } }`);
       } else {
@@ -162,6 +174,16 @@ export function tileWGSL(s: TileSpec, L: MatmulLayout, type: MatmulOperandType, 
       }
     }
     stores.push('    }', '  }');
+  }
+  if (sums) {
+    const [first, X, at] = sums === 'colsOfB' ? ['tileRow == 0u && lid.y == 0u', 'N', colOf] : ['tileCol == 0u && lid.x == 0u', 'M', rowOf];
+    stores.push(`  if (${first}) {`);
+    for (let g = 0; g < sumCount; g++) {
+      stores.push(`    { let x = ${at(g)};`);
+      for (let c = 0; c < 4; c++) stores.push(`      if (x + ${R(c)} < u.${X}) { sums[batch * u.${X} + x + ${R(c)}] = ${sum(g)}.${lanes[c]}; }`);
+      stores.push('    }');
+    }
+    stores.push('  }');
   }
   const elem = (vec: boolean) => (vec ? `vec4<${type}>` : type);
   return /* wgsl */ `${type === 'f16' ? 'enable f16;\n' : ''}${prelude}

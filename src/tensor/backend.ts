@@ -52,6 +52,14 @@ export interface MatmulParams {
   biasBatchStride?: number;
 }
 
+/**
+ * Operand sums a matmul can return alongside its product, per batch element: 'colsOfB' is
+ * Σ_k op(b)[k, j] for each column j ([...batchShape, n]), 'rowsOfA' is Σ_k op(a)[i, k] for each row i
+ * ([...batchShape, m]). A linear layer's bias gradient is such a sum of the output gradient g, which
+ * its weight-gradient matmul reads anyway: xᵀ·g (g = b, 'colsOfB') or gᵀ·x (g = a, 'rowsOfA').
+ */
+export type MatmulSums = 'colsOfB' | 'rowsOfA';
+
 export interface AdamWParams {
   lr: number;
   beta1: number;
@@ -161,6 +169,13 @@ export interface Backend {
    * row: a linear layer's epilogue, fused so no broadcast add pass follows.
    */
   matmul(a: Storage, b: Storage, p: MatmulParams, bias?: Storage | null): Storage;
+  /**
+   * matmul (bias included) and the operand sums `sums` (see MatmulSums; float sums of the operand
+   * values in the backend's accumulation precision), computed by the same kernel where the backend
+   * can, so a linear layer's backward needs no separate reduce for its bias gradient. The product
+   * equals matmul's.
+   */
+  matmulWithSums(a: Storage, b: Storage, p: MatmulParams, sums: MatmulSums, bias?: Storage | null): { out: Storage; sums: Storage };
 
   /** x viewed as [outer, dim, inner]; out[o, j, i] = x[o, idx[j], i], shape [outer, nIdx, inner]. */
   indexSelect(x: Storage, idx: Storage, outer: number, dim: number, inner: number): Storage;

@@ -5,7 +5,7 @@ import './ops/methods.js';
 
 export { Tensor, liveTensorCount, type NestedArray, type GradNode } from './tensor.js';
 export type { DType, TypedArray } from './dtype.js';
-export type { Backend, Storage, MemoryStats, UnaryOp, BinaryOp, ReduceOp, MatmulParams, AdamWParams, AdamWUpdate } from './backend.js';
+export type { Backend, Storage, MemoryStats, UnaryOp, BinaryOp, ReduceOp, MatmulParams, MatmulSums, AdamWParams, AdamWUpdate } from './backend.js';
 export { ShapeError, broadcastShapes, sizeOf, type Shape } from './shape.js';
 export { cpu, getBackend, setBackend, manualSeed, defaultGenerator, setDefaultGenerator } from './engine.js';
 export { CpuBackend } from './backends/cpu/index.js';

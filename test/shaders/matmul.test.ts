@@ -1,7 +1,9 @@
 // Every matmul variant the static rule or the tuner can pick agrees with the CPU backend over
 // random batched, broadcast and transposed shapes (odd sizes, 1, non-multiples of 4, so every
 // operand layout, vec4 or strided, comes up), including a batch past 65535 workgroups; and so do
-// the f16-operand forms, against the CPU on the same operands rounded to f16.
+// the f16-operand forms, against the CPU on the same operands rounded to f16. The same holds with
+// the sums epilogue (each variant's operand sums against the CPU's matmulWithSums), whose product
+// is bit for bit the product without it.
 
 import fc from 'fast-check';
 import { afterAll, describe, expect, it } from 'vitest';
@@ -9,7 +11,7 @@ import {
   chooseMatmulVariant, layoutName, MATMUL_VARIANT_FEATURE, MATMUL_VARIANTS, matmulCandidates, matmulLaunch, matmulLayout,
   matmulWorkgroupBytes, packF16Launch, supportsOperandType, type MatmulOperandType, type MatmulVariant,
 } from '../../src/shaders/matmul.js';
-import type { MatmulParams } from '../../src/tensor/backend.js';
+import type { MatmulParams, MatmulSums } from '../../src/tensor/backend.js';
 import { CpuBackend } from '../../src/tensor/backends/cpu/index.js';
 import { expectClose, maxAbs, nanFilled, openHarness, seededFloats } from '../helpers/kernelHarness.js';
 
@@ -31,6 +33,8 @@ interface Case {
   bias?: boolean;
   /** With bias: one bias row per batch element (biasBatchStride = n) instead of one shared. */
   biasPerBatch?: boolean;
+  /** Run the sums epilogue too (one more binding), checked along with the product. */
+  sums?: MatmulSums;
 }
 
 function contiguous(shape: number[]): number[] {
@@ -117,14 +121,27 @@ async function check(c: Case, variant: MatmulVariant, type: MatmulOperandType = 
   const perBatch = !!c.bias && !!c.biasPerBatch;
   if (perBatch) p.biasBatchStride = n;
   const bias = c.bias ? seededFloats(perBatch ? batch * n : n, c.seed + 2, 3) : null;
-  const [, , out] = await h!.run(matmulLaunch(p, variant, type, !!bias), [...inputs, nanFilled(batch * m * n), ...(bias ? [bias] : [])], [2]);
-  const want = cpu.readSync(cpu.matmul(cpu.upload('f32', a), cpu.upload('f32', b), p, bias ? cpu.upload('f32', bias) : null));
+  const sumsLen = batch * (c.sums === 'colsOfB' ? n : m);
+  const bufs = [...inputs, nanFilled(batch * m * n), ...(bias ? [bias] : [])];
+  const [, , out, ...rest] = await h!.run(matmulLaunch(p, variant, type, !!bias, c.sums ?? null), [...bufs, ...(c.sums ? [nanFilled(sumsLen)] : [])], c.sums ? [2, bufs.length] : [2]);
+  const [ca, cb] = [cpu.upload('f32', a), cpu.upload('f32', b)];
+  const want = cpu.readSync(cpu.matmul(ca, cb, p, bias ? cpu.upload('f32', bias) : null));
   // f32 accumulation of k terms each at most max|a|·max|b|: rounding error grows like sqrt(k)·eps
   // relative to that sum in practice (k·eps in the worst case), so allow 2·eps·k^1.5·max|a|·max|b|.
   // (The f16 forms multiply the same rounded values exactly in f32, so the bound is the same.)
   // The bias is added to the rounded product: one more rounding of a value up to |bias| + k·|a|·|b|.
   const tol = 2.5e-7 * k * Math.sqrt(k) * maxAbs(a) * maxAbs(b) + 1e-7 + (bias ? 1.2e-7 * (maxAbs(bias) + k * maxAbs(a) * maxAbs(b)) : 0);
-  expectClose(`matmul[${variant} ${layoutName(matmulLayout(p, variant))} ${type}${bias ? ' +bias' : ''}] ${JSON.stringify(c)}`, out!, want, () => tol);
+  const name = `matmul[${variant} ${layoutName(matmulLayout(p, variant))} ${type}${bias ? ' +bias' : ''}${c.sums ? ` +${c.sums}` : ''}] ${JSON.stringify(c)}`;
+  expectClose(name, out!, want, () => tol);
+  if (c.sums) {
+    // Sums of k values of the operand (f16-rounded for the f16 forms, as the kernel reads them), same bound.
+    const sums = cpu.readSync(cpu.matmulWithSums(ca, cb, p, c.sums).sums);
+    const sumsTol = 2.5e-7 * k * Math.sqrt(k) * maxAbs(c.sums === 'colsOfB' ? b : a) + 1e-7;
+    expectClose(`${name} sums`, rest[rest.length - 1]!, sums, () => sumsTol);
+    // The product does not change with the sums epilogue: the kernel without it gives the same bits.
+    const [, , plain] = await h!.run(matmulLaunch(p, variant, type, !!bias), [...inputs, nanFilled(batch * m * n), ...(bias ? [bias] : [])], [2]);
+    expect(Array.from(out!), `${name}: product with sums = without`).toEqual(Array.from(plain!));
+  }
 }
 
 const dim = fc.integer({ min: 1, max: 3 });
@@ -145,6 +162,8 @@ const caseArb: fc.Arbitrary<Case> = fc.integer({ min: 0, max: 3 }).chain((rank) 
     biasPerBatch: fc.boolean(),
   }),
 );
+const sumsArb = fc.constantFrom<MatmulSums>('colsOfB', 'rowsOfA');
+const sumsCaseArb = fc.tuple(caseArb, sumsArb).map(([c, sums]) => ({ ...c, sums }));
 
 const available = (v: MatmulVariant) => {
   const f = MATMUL_VARIANT_FEATURE[v];
@@ -166,10 +185,24 @@ describe.skipIf(!h)('matmul WGSL', () => {
       await check({ batch: [65537], aBroadcast: [false], bBroadcast: [true], m: 2, n: 3, k: 2, transA: false, transB: true, seed: 2 }, variant);
     });
 
+    it(`${variant} with the sums epilogue: op(b)'s column sums or op(a)'s row sums match the CPU, the product unchanged`, async (t) => {
+      if (!available(variant)) t.skip();
+      await fc.assert(fc.asyncProperty(sumsCaseArb, (c) => check(c, variant)), { numRuns: 10 });
+    });
+
+    it(`${variant} sums: k = 0 gives zeros, k = 1 the operand itself, and 65537 batch elements one sum row each`, async (t) => {
+      if (!available(variant)) t.skip();
+      for (const sums of ['colsOfB', 'rowsOfA'] as const) {
+        await check({ batch: [], aBroadcast: [], bBroadcast: [], m: 5, n: 6, k: 0, transA: false, transB: false, seed: 1, sums }, variant);
+        await check({ batch: [3], aBroadcast: [false], bBroadcast: [true], m: 7, n: 9, k: 1, transA: true, transB: false, seed: 4, sums }, variant);
+      }
+      await check({ batch: [65537], aBroadcast: [false], bBroadcast: [false], m: 2, n: 3, k: 2, transA: false, transB: true, seed: 2, sums: 'colsOfB' }, variant);
+    });
+
     if (supportsOperandType(variant, 'f16')) {
       it(`${variant} with f16 operands matches the CPU on the rounded operands`, async (t) => {
         if (!available(variant) || !hasF16()) t.skip();
-        await fc.assert(fc.asyncProperty(caseArb, (c) => check(c, variant, 'f16')), { numRuns: 8 });
+        await fc.assert(fc.asyncProperty(caseArb, sumsArb, fc.boolean(), (c, sums, withSums) => check({ ...c, sums: withSums ? sums : undefined }, variant, 'f16')), { numRuns: 8 });
       });
     }
   }
@@ -186,6 +219,13 @@ describe.skipIf(!h)('matmul WGSL', () => {
     it(`${variant} matches the CPU over several tiles in m, n and k`, async (t) => {
       if (!available(variant)) t.skip();
       await fc.assert(fc.asyncProperty(bigCase, (c) => check(c, variant)), { numRuns: 6 });
+    });
+  }
+  // The sums are written by the first row (column) block only: every variant over several blocks.
+  for (const variant of MATMUL_VARIANTS) {
+    it(`${variant} sums match the CPU over several row and column blocks`, async (t) => {
+      if (!available(variant)) t.skip();
+      await fc.assert(fc.asyncProperty(bigCase, sumsArb, (c, sums) => check({ ...c, sums }, variant)), { numRuns: 4 });
     });
   }
 

@@ -1,11 +1,14 @@
 // matmul and matmulT: gradients for broadcast batch dims, every transA/transB combination and the
-// 1-D cases; forward properties against a naive product and associativity.
+// 1-D cases; forward properties against a naive product and associativity; a linear layer's bias
+// gradient taken from its weight-gradient matmul (equal to the separate reduce, on the CPU and on
+// WebGPU, where it costs no dispatch of its own).
 
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
 import * as T from '../../../src/tensor/index.js';
 import { broadcastPairArb, sizeOfShape, valuesArb } from '../../helpers/arbitraries.js';
 import { expectAllClose, gradProperty, input, read } from '../../helpers/gradients.js';
+import { describeGpu, gpu } from '../../helpers/webgpu.js';
 
 const RUNS = 30;
 const dim = fc.integer({ min: 1, max: 4 });
@@ -187,3 +190,101 @@ describe('matmul: forward properties', () => {
     });
   });
 });
+
+// A linear layer y = op(x)·op(W) + b (W stored [in, out], or [out, in] read transposed; one matrix,
+// or K stacked ones with a bias each) gets its bias gradient from its weight-gradient matmul.
+interface LinearCase { K: number; rows: number; inF: number; outF: number; transA: boolean; transB: boolean; x: number[]; w: number[]; b: number[] }
+
+const linearCaseArb: fc.Arbitrary<LinearCase> = fc
+  .record({ K: fc.integer({ min: 0, max: 3 }), rows: fc.integer({ min: 1, max: 7 }), inF: fc.integer({ min: 1, max: 6 }), outF: fc.integer({ min: 1, max: 6 }), transA: fc.boolean(), transB: fc.boolean() })
+  .chain((c) => {
+    const lead = c.K > 0 ? c.K : 1;
+    return fc.tuple(valuesArb(lead * c.rows * c.inF), valuesArb(lead * c.inF * c.outF), valuesArb(lead * c.outF)).map(([x, w, b]) => ({ ...c, x, w, b }));
+  });
+
+/** Shapes of x, W and b (K = 0: one matrix and a shared bias [out]). */
+function linearShapes(c: LinearCase): [number[], number[], number[]] {
+  const lead = c.K > 0 ? [c.K] : [];
+  return [[...lead, ...(c.transA ? [c.inF, c.rows] : [c.rows, c.inF])], [...lead, ...(c.transB ? [c.outF, c.inF] : [c.inF, c.outF])], [...lead, c.outF]];
+}
+
+const linearFn = (c: LinearCase) => (x: T.Tensor, w: T.Tensor, b: T.Tensor) => T.matmulT(x, w, c.transA, c.transB, b);
+
+/** Gradients of x, W and b of Σ y·r on a backend; with frozenWeight, of x and b only (W a constant: the bias gradient then reduces g on its own). */
+async function linearGrads(c: LinearCase, backend: T.Backend, dtype: 'f32' | 'f64', frozenWeight = false): Promise<Float64Array[]> {
+  const [sx, sw, sb] = linearShapes(c);
+  const grads = T.tidy(() => {
+    const [x, w, b] = [T.tensor(c.x, sx, { backend, dtype }), T.tensor(c.w, sw, { backend, dtype }), T.tensor(c.b, sb, { backend, dtype })];
+    const loss = (xx: T.Tensor, ww: T.Tensor, bb: T.Tensor) => {
+      const y = linearFn(c)(xx, ww, bb);
+      return T.sum(T.mul(y, T.tensor(Array.from({ length: y.size }, (_, j) => Math.sin(12.9898 * (j + 1)) * 2), y.shape, { backend, dtype })));
+    };
+    return frozenWeight ? T.valueAndGrad((xx, bb) => loss(xx, w, bb))(x, b).grads : T.valueAndGrad(loss)(x, w, b).grads;
+  });
+  const out = await Promise.all(grads.map(read));
+  grads.forEach((g) => g.dispose());
+  return out;
+}
+
+describe('matmul: the bias gradient from the weight-gradient matmul (CPU)', () => {
+  it('a linear layer with bias (W [in, out] or [out, in], one matrix or K stacked, x transposed or not) passes gradcheck', async () => {
+    await gradProperty(linearCaseArb, (c) => {
+      const [sx, sw, sb] = linearShapes(c);
+      return { fn: linearFn(c), inputs: [input(c.x, sx), input(c.w, sw), input(c.b, sb)] };
+    }, { numRuns: 40 });
+  });
+
+  it('the fused bias gradient equals the separate reduce (the weight frozen) within 1e-12 in f64', async () => {
+    await fc.assert(fc.asyncProperty(linearCaseArb, async (c) => {
+      const [fused, alone] = [await linearGrads(c, T.cpu, 'f64'), await linearGrads(c, T.cpu, 'f64', true)];
+      expectAllClose(fused[2], alone[1], 1e-12, 1e-12, 'bias gradient');
+      expectAllClose(fused[0], alone[0], 1e-12, 1e-12, 'input gradient');
+    }), { numRuns: RUNS });
+  });
+});
+
+describeGpu('matmul: the bias gradient from the weight-gradient matmul (WebGPU)', () => {
+  it('gradients of a linear layer with bias match the CPU float64 ones (both weight layouts, stacked or not)', async () => {
+    await gradProperty(linearCaseArb, (c) => {
+      const [sx, sw, sb] = linearShapes(c);
+      return { fn: linearFn(c), inputs: [input(c.x, sx), input(c.w, sw), input(c.b, sb)] };
+    }, { numRuns: 16, backend: gpu });
+  });
+
+  it('the fused bias gradient equals the separate reduce (the weight frozen) within f32 rounding', async () => {
+    await fc.assert(fc.asyncProperty(linearCaseArb, async (c) => {
+      const [fused, alone] = [await linearGrads(c, gpu, 'f32'), await linearGrads(c, gpu, 'f32', true)];
+      expectAllClose(fused[2], alone[1], 1e-5, 1e-5, 'bias gradient');
+    }), { numRuns: 16 });
+  });
+
+  it('the bias gradient adds no dispatch to a linear backward; computed apart (the weight frozen) it adds at least a reduce', async () => {
+    /** Dispatches of the backward alone. */
+    const backwardDispatches = (c: LinearCase, bias: boolean, frozenWeight: boolean): number => T.tidy(() => {
+      const [sx, sw, sb] = linearShapes(c);
+      const x = T.tensor(c.x, sx, { backend: gpu, requiresGrad: true });
+      const w = T.tensor(c.w, sw, { backend: gpu, requiresGrad: !frozenWeight });
+      const b = T.tensor(c.b, sb, { backend: gpu, requiresGrad: true });
+      const loss = T.sum(T.matmulT(x, w, c.transA, c.transB, bias ? b : null));
+      gpu.resetCounters();
+      T.backward(loss);
+      return gpu.counters().dispatches;
+    });
+    for (const K of [0, 3]) {
+      for (const transB of [false, true]) {
+        const c: LinearCase = { K, rows: 6, inF: 5, outF: 7, transA: false, transB, x: [], w: [], b: [] };
+        const lead = K > 0 ? K : 1;
+        Object.assign(c, { x: seqValues(lead * 30), w: seqValues(lead * 35), b: seqValues(lead * 7) });
+        const what = `K ${K}, transB ${transB}`;
+        expect(backwardDispatches(c, true, false), what).toBe(backwardDispatches(c, false, false));
+        // Apart: a reduce of g (and a copy of the reduced view into the leaf's gradient).
+        expect(backwardDispatches(c, true, true), what).toBeGreaterThan(backwardDispatches(c, false, true));
+      }
+    }
+    await gpu.sync();
+  });
+});
+
+function seqValues(n: number): number[] {
+  return Array.from({ length: n }, (_, i) => Math.sin(i + 1));
+}

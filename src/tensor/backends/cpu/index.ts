@@ -1,12 +1,12 @@
 // The CPU reference backend: plain loops over Float32Array / Float64Array / Int32Array, written to
 // be read. Every WebGPU kernel is checked against these.
 
-import { checkPackedQKV, checkReduceScale, type AdamWParams, type AdamWUpdate, type AttentionGrads, type AttentionParams, type Backend, type BinaryOp, type DropoutActivation, type DropoutFusion, type MatmulParams, type MemoryStats, type PackedAttentionParams, type ReduceOp, type Storage, type UnaryOp } from '../../backend.js';
+import { checkPackedQKV, checkReduceScale, type AdamWParams, type AdamWUpdate, type AttentionGrads, type AttentionParams, type Backend, type BinaryOp, type DropoutActivation, type DropoutFusion, type MatmulParams, type MatmulSums, type MemoryStats, type PackedAttentionParams, type ReduceOp, type Storage, type UnaryOp } from '../../backend.js';
 import { arrayFor, bytesPerElement, type DType, type TypedArray } from '../../dtype.js';
 import { contiguousStrides, sizeOf } from '../../shape.js';
 import { fillDropoutUniform, fillNormal, fillUniform } from '../../random/philox.js';
 import { unaryFn, binaryFn } from './scalar.js';
-import { matmulInto } from './matmul.js';
+import { matmulInto, operandSums } from './matmul.js';
 
 export class CpuStorage implements Storage {
   constructor(
@@ -214,6 +214,19 @@ export class CpuBackend implements Backend {
       }
     }
     return this.wrap(a.dtype, out);
+  }
+
+  matmulWithSums(a: Storage, b: Storage, p: MatmulParams, sums: MatmulSums, bias?: Storage | null): { out: Storage; sums: Storage } {
+    const { m, n, k } = p;
+    const len = sums === 'colsOfB' ? n : m;
+    const out = arrayFor(a.dtype, sizeOf(p.batchShape) * len);
+    const acc = new Float64Array(len);
+    const [X, strides] = sums === 'colsOfB' ? [this.arr(b), p.bBatchStrides] : [this.arr(a), p.aBatchStrides];
+    forEachStrided(p.batchShape, [strides], (bi, o) => {
+      operandSums(X, o[0], acc, m, n, k, sums === 'colsOfB' ? p.transB : p.transA, sums);
+      out.set(acc, bi * len);
+    });
+    return { out: this.matmul(a, b, p, bias), sums: this.wrap(a.dtype, out) };
   }
 
   indexSelect(x: Storage, idx: Storage, outer: number, dim: number, inner: number): Storage {

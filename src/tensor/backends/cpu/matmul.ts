@@ -1,6 +1,8 @@
 // The CPU matmul: register-blocked loops over typed arrays (4 rows of C at a time, so each loaded
-// row of B feeds four accumulators). Accumulation is in float64 (JS numbers), rounded once on store.
+// row of B feeds four accumulators), and matmulWithSums' operand sums. Accumulation is in float64
+// (JS numbers), rounded once on store.
 
+import type { MatmulSums } from '../../backend.js';
 import type { TypedArray } from '../../dtype.js';
 
 /**
@@ -59,5 +61,20 @@ export function matmulInto(A: TypedArray, ao: number, B: TypedArray, bo: number,
       const o = oo + (i + r) * n;
       for (let j = 0; j < n; j++) out[o + j] = acc[r * n + j];
     }
+  }
+}
+
+/**
+ * acc = the sums over k of one operand at offset xo (float64): op(B)'s columns ('colsOfB', B
+ * [k, n] or [n, k] when trans) or op(A)'s rows ('rowsOfA', A [m, k] or [k, m] when trans).
+ */
+export function operandSums(X: TypedArray, xo: number, acc: Float64Array, m: number, n: number, k: number, trans: boolean, sums: MatmulSums): void {
+  const len = sums === 'colsOfB' ? n : m;
+  // The summed index runs along storage rows when the operand is stored [len, k], across them when [k, len].
+  const lenMajor = sums === 'colsOfB' ? trans : !trans;
+  for (let i = 0; i < len; i++) {
+    let s = 0;
+    for (let kk = 0; kk < k; kk++) s += X[lenMajor ? xo + i * k + kk : xo + kk * len + i];
+    acc[i] = s;
   }
 }

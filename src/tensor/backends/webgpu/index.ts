@@ -5,7 +5,7 @@
 // The heavy methods (matmul, indexing, fused rows, random, AdamW) run the builders of src/shaders;
 // each builder documents its own storage order, which this file adapts to the contract.
 
-import { checkPackedQKV, checkReduceScale, type AdamWParams, type AdamWUpdate, type AttentionGrads, type AttentionParams, type Backend, type BinaryOp, type DropoutActivation, type DropoutFusion, type MatmulParams, type MemoryStats, type PackedAttentionParams, type ReduceOp, type Storage, type UnaryOp } from '../../backend.js';
+import { checkPackedQKV, checkReduceScale, type AdamWParams, type AdamWUpdate, type AttentionGrads, type AttentionParams, type Backend, type BinaryOp, type DropoutActivation, type DropoutFusion, type MatmulParams, type MatmulSums, type MemoryStats, type PackedAttentionParams, type ReduceOp, type Storage, type UnaryOp } from '../../backend.js';
 import { arrayFor, type DType, type TypedArray } from '../../dtype.js';
 import { contiguousStrides, sizeOf } from '../../shape.js';
 import { cpus } from 'node:os';
@@ -456,26 +456,60 @@ export class WebGPUBackend implements Backend {
   }
 
   matmul(a: Storage, b: Storage, p: MatmulParams, bias?: Storage | null): Storage {
-    const out = this.alloc(a.dtype, sizeOf(p.batchShape) * p.m * p.n);
-    if (out.size === 0) return out;
-    const q = this.mergeBatch(p);
+    return this.runMatmul(a, b, p, bias ?? null, null).out;
+  }
+
+  matmulWithSums(a: Storage, b: Storage, p: MatmulParams, sums: MatmulSums, bias?: Storage | null): { out: Storage; sums: Storage } {
+    const r = this.runMatmul(a, b, p, bias ?? null, sums);
+    return { out: r.out, sums: r.sums! };
+  }
+
+  /**
+   * The product, plus the operand sums when asked. Every matmul variant has the sums epilogue, so
+   * they come from the matmul kernel itself, except with f16 operands (the kernel would add the
+   * f16-rounded values; the sums stay those of the f32 operand, as the unfused reduce gave) and for
+   * an empty product (no kernel runs), where one strided reduce of the operand computes them.
+   */
+  private runMatmul(a: Storage, b: Storage, p: MatmulParams, bias: Storage | null, sums: MatmulSums | null): { out: Storage; sums: Storage | null } {
+    const batch = sizeOf(p.batchShape);
+    const out = this.alloc(a.dtype, batch * p.m * p.n);
+    const sumsOut = sums ? this.alloc(a.dtype, batch * (sums === 'colsOfB' ? p.n : p.m)) : null;
     const type: MatmulOperandType = a.dtype === 'f32' ? this.operandType : 'f32';
+    const fused = sums !== null && out.size > 0 && type === 'f32';
+    if (sums && !fused) this.operandSums(sums === 'colsOfB' ? b : a, p, sums, sumsOut!);
+    if (out.size === 0) return { out, sums: sumsOut };
+    const q = this.mergeBatch(p);
     let variant = this.tuner?.choice(q, type);
     if (variant === undefined) {
       this.tuner?.request(q, type);
       variant = this.staticVariant(q, type);
     }
+    const epilogue = [...(bias ? [bias] : []), ...(fused ? [sumsOut!] : [])];
     if (type === 'f16') {
       // Round both operands to f16 (packed pairs), multiply with f32 accumulation.
       const a16 = this.packF16(a);
       const b16 = this.packF16(b);
-      this.run(matmulLaunch(q, variant, 'f16', !!bias), bias ? [a16, b16, out, bias] : [a16, b16, out], out.size);
+      this.run(matmulLaunch(q, variant, 'f16', !!bias), [a16, b16, out, ...epilogue], out.size);
       this.free(a16);
       this.free(b16);
     } else {
-      this.run(matmulLaunch(q, variant, 'f32', !!bias), bias ? [a, b, out, bias] : [a, b, out], out.size);
+      this.run(matmulLaunch(q, variant, 'f32', !!bias, fused ? sums : null), [a, b, out, ...epilogue], out.size);
     }
-    return out;
+    return { out, sums: sumsOut };
+  }
+
+  /**
+   * out = the sums of matmulWithSums by one strided reduce of the operand x (b for 'colsOfB', a
+   * for 'rowsOfA'): kept dims the batch and the summed operand's n (m), reduced dim k.
+   */
+  private operandSums(x: Storage, p: MatmulParams, sums: MatmulSums, out: Storage): void {
+    const cols = sums === 'colsOfB';
+    const len = cols ? p.n : p.m;
+    // Stored [len, k] (b transposed, a not) or [k, len].
+    const lenMajor = cols ? p.transB : !p.transA;
+    const kept = collapseDims([...p.batchShape, len], [[...(cols ? p.bBatchStrides : p.aBatchStrides), lenMajor ? p.k : 1]]);
+    const red = { shape: [p.k], strides: [lenMajor ? 1 : len] };
+    this.run(reduceGenericLaunch('sum', this.gpu(x.dtype), { shape: kept.shape, strides: kept.strides[0] }, red), [x, out], out.size);
   }
 
   /** x's f32 values as packed f16 pairs (a temporary of ceil(size / 2) words). */

@@ -1,11 +1,13 @@
-// The WebGPU backend's heavy methods (matmul, indexSelect/indexAdd, softmax, layerNorm,
+// The WebGPU backend's heavy methods (matmul and matmulWithSums, indexSelect/indexAdd, softmax, layerNorm,
 // gatherLogProbs and their backwards, random, dropoutMask, powerIteration, adamw) agree with the
 // CPU reference on the same inputs. Bounds: |gpu − cpu| <= abs + rel·|cpu|, stated per test (f32 on the GPU, f64
 // accumulation on the CPU for matmul and the layerNorm parameter gradients).
 
 import fc from 'fast-check';
 import { expect, it } from 'vitest';
-import type { Storage } from '../../../../src/tensor/backend.js';
+import type { MatmulSums, Storage } from '../../../../src/tensor/backend.js';
+import { MATMUL_VARIANT_FEATURE, MATMUL_VARIANTS, matmulWorkgroupBytes, type MatmulVariant } from '../../../../src/shaders/matmul.js';
+import { tuneKey } from '../../../../src/tensor/backends/webgpu/matmulTuner.js';
 import { broadcastStrides, sizeOf } from '../../../../src/tensor/shape.js';
 import { fillDropoutUniform, MAX_OFFSET } from '../../../../src/tensor/random/philox.js';
 import { seed, seededValues } from '../../../helpers/backendArbitraries.js';
@@ -39,6 +41,70 @@ describeGpu('webgpu heavy kernels', () => {
         expectClose(g, c, 1e-6 * k * 9, 1e-5, 'matmul');
         freeAll(ag, bg);
       }), RUNS);
+  });
+
+  it('matmulWithSums: the product is matmul\'s bit for bit and the sums match the CPU within 1e-6·k, whichever variant runs (the static rule or each variant forced through the tuner), empty products included', async () => {
+    const variants = MATMUL_VARIANTS.filter((v) => {
+      const f = MATMUL_VARIANT_FEATURE[v];
+      return (f === undefined || gpu.device.features.has(f)) && matmulWorkgroupBytes(v) <= gpu.device.limits.maxComputeWorkgroupStorageSize;
+    });
+    const size = fc.oneof(fc.integer({ min: 0, max: 9 }), fc.integer({ min: 10, max: 40 }));
+    const caseArb = fc.record({
+      batch: fc.constantFrom<number[]>([], [2], [3]), aOne: fc.boolean(), bOne: fc.boolean(), m: size, n: size, k: size,
+      transA: fc.boolean(), transB: fc.boolean(), sums: fc.constantFrom<MatmulSums>('colsOfB', 'rowsOfA'), bias: fc.boolean(),
+      variant: fc.constantFrom<MatmulVariant | 'static'>('static', ...variants), sd: seed,
+    });
+    await fc.assert(fc.asyncProperty(caseArb, async (c) => {
+      const { m, n, k } = c;
+      const aBatch = c.aOne ? [] : c.batch;
+      const bBatch = c.bOne ? c.batch.map(() => 1) : c.batch;
+      const p = {
+        batchShape: c.batch, m, n, k, transA: c.transA, transB: c.transB, biasBatchStride: 0,
+        aBatchStrides: broadcastStrides(aBatch, c.batch).map((s) => s * m * k),
+        bBatchStrides: broadcastStrides(bBatch, c.batch).map((s) => s * k * n),
+      };
+      const [ag, ac] = both('f32', seededValues(c.sd, sizeOf(aBatch) * m * k));
+      const [bg, bc] = both('f32', seededValues(c.sd + 1, sizeOf(bBatch) * k * n));
+      const [biasG, biasC] = c.bias ? both('f32', seededValues(c.sd + 2, n)) : [null, null];
+      if (c.variant !== 'static') {
+        gpu.setMatmulTuning(true);
+        gpu.matmulTuner!.record(tuneKey(p, 'f32'), c.variant);
+      }
+      try {
+        const got = gpu.matmulWithSums(ag, bg, p, c.sums, biasG);
+        const plainOut = gpu.matmul(ag, bg, p, biasG);
+        const plain = await gpu.read(plainOut);
+        gpu.free(plainOut);
+        const want = cpu.matmulWithSums(ac, bc, p, c.sums, biasC);
+        const [gs, cs] = await readBoth(got.sums, want.sums);
+        expect(gs.length).toBe(sizeOf(c.batch) * (c.sums === 'colsOfB' ? n : m));
+        expectClose(gs, cs, 1e-6 * k, 1e-6, `${c.sums} sums (${c.variant})`);
+        const [go, co] = await readBoth(got.out, want.out);
+        expect(Array.from(go)).toEqual(Array.from(plain));
+        expectClose(go, co, 1e-6 * k * 9 + 1e-6, 1e-5, `product (${c.variant})`);
+      } finally {
+        gpu.setMatmulTuning(false);
+        freeAll(ag, bg, ...(biasG ? [biasG] : []));
+      }
+    }), { numRuns: 40 });
+  });
+
+  it('matmulWithSums with f16 operands (\'medium\' precision) sums the f32 operand, as the unfused reduce did', async (t) => {
+    if (!gpu.device.features.has('shader-f16')) t.skip();
+    const p = { batchShape: [2], aBatchStrides: [0], bBatchStrides: [40 * 24], m: 12, n: 24, k: 40, transA: true, transB: false };
+    const [ag, ac] = both('f32', seededValues(5, 12 * 40));
+    const [bg, bc] = both('f32', seededValues(6, 2 * 40 * 24));
+    try {
+      gpu.setMatmulPrecision('medium');
+      for (const sums of ['colsOfB', 'rowsOfA'] as const) {
+        const [g, c] = await readBoth(gpu.matmulWithSums(ag, bg, p, sums).sums, cpu.matmulWithSums(ac, bc, p, sums).sums);
+        // f16-rounded operands would be off by up to 40·3·2^-11 ≈ 0.06; the f32 sums within f32 rounding.
+        expectClose(g, c, 1e-5, 1e-6, sums);
+      }
+    } finally {
+      gpu.setMatmulPrecision('highest');
+      freeAll(ag, bg);
+    }
   });
 
   it('indexSelect gathers f32 and i32 rows exactly; indexAdd scatter-adds within 1e-6 + 1e-6·|cpu|', async () => {
