@@ -538,13 +538,15 @@ const sources = new Map<string, string>();
 const MATMUL_STORAGE: readonly StorageAccess[] = ['read', 'read', 'read_write'];
 
 /**
- * The WGSL of one (variant, layout, operand type, bias epilogue, sums epilogue); cached: each
- * compiles into one pipeline.
+ * The WGSL of one (variant, layout, operand type, bias epilogue, sums epilogue: f32 operands only);
+ * cached: each compiles into one pipeline.
  */
 export function matmulSource(variant: MatmulVariant, layout: MatmulLayout, type: MatmulOperandType = 'f32', bias = false, sums: MatmulSums | null = null): string {
   const key = `${variant}/${layoutName(layout)}/${type}${bias ? '/bias' : ''}${sums ? `/${sums}` : ''}`;
   let code = sources.get(key);
   if (code === undefined) {
+    // A bias gradient from f16-rounded values would lose precision the unfused reduce keeps.
+    if (sums && type !== 'f32') throw new Error(`matmul: the sums epilogue needs f32 operands (got ${type})`);
     if (variant === 'tiled64') {
       if (type !== 'f32') throw new Error('matmul: tiled64 has no f16 form');
       code = tiledWGSL(bias, sums);
@@ -569,9 +571,9 @@ export function supportsOperandType(variant: MatmulVariant, type: MatmulOperandT
  * With bias, a fourth binding [bias: read, n f32 values] is added to every output row (the
  * epilogue of a linear layer: no separate broadcast add over the output); with p.biasBatchStride
  * = n, batch element i adds its own bias at i·n (stacked linear layers).
- * With sums, one more binding [sums: read_write, f32 [batch, n] for 'colsOfB', [batch, m] for
- * 'rowsOfA'] receives, per batch element, Σ_k op(b)[k, j] or Σ_k op(a)[i, k] (of the operand values
- * the kernel read: f16-rounded with type 'f16'). The product is the same with or without sums.
+ * With sums (f32 operands only), one more binding [sums: read_write, f32 [batch, n] for 'colsOfB',
+ * [batch, m] for 'rowsOfA'] receives, per batch element, Σ_k op(b)[k, j] or Σ_k op(a)[i, k]. The
+ * product is the same with or without sums.
  */
 export function matmulLaunch(p: MatmulParams, variant: MatmulVariant = chooseMatmulVariant(p, true), type: MatmulOperandType = 'f32', bias = false, sums: MatmulSums | null = null): Launch {
   const { m, n, k, batchShape } = p;

@@ -466,9 +466,10 @@ export class WebGPUBackend implements Backend {
 
   /**
    * The product, plus the operand sums when asked. Every matmul variant has the sums epilogue, so
-   * they come from the matmul kernel itself, except with f16 operands (the kernel would add the
-   * f16-rounded values; the sums stay those of the f32 operand, as the unfused reduce gave) and for
-   * an empty product (no kernel runs), where one strided reduce of the operand computes them.
+   * they come from the matmul kernel itself, except with f16 operands (the kernel has no f16 form:
+   * it would add the f16-rounded values; the sums stay those of the f32 operand, as the unfused
+   * reduce gave) and for an empty product (no kernel runs), where one strided reduce of the operand
+   * computes them.
    */
   private runMatmul(a: Storage, b: Storage, p: MatmulParams, bias: Storage | null, sums: MatmulSums | null): { out: Storage; sums: Storage | null } {
     const batch = sizeOf(p.batchShape);
