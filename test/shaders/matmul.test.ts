@@ -15,6 +15,12 @@ import type { MatmulParams, MatmulSums } from '../../src/tensor/backend.js';
 import { CpuBackend } from '../../src/tensor/backends/cpu/index.js';
 import { expectClose, maxAbs, nanFilled, openHarness, seededFloats } from '../helpers/kernelHarness.js';
 
+
+/**
+ * Time limit of the sums properties: each case may compile a new pipeline (layout × bias × sums),
+ * seconds apiece with a cold shader cache (a fresh machine), so they get more than the global 20 s.
+ */
+const COLD_COMPILE_LIMIT = 100_000;
 const h = await openHarness('matmul WGSL tests');
 afterAll(() => h?.destroy());
 const cpu = new CpuBackend();
@@ -193,7 +199,7 @@ describe.skipIf(!h)('matmul WGSL', () => {
 
     it(`${variant} with the sums epilogue: op(b)'s column sums or op(a)'s row sums match the CPU, the product unchanged`, async (t) => {
       if (!available(variant)) t.skip();
-      await fc.assert(fc.asyncProperty(sumsCaseArb, (c) => check(c, variant, 'f32', true)), { numRuns: sumsRuns(variant) });
+      await fc.assert(fc.asyncProperty(sumsCaseArb, (c) => check(c, variant, 'f32', true)), { numRuns: sumsRuns(variant), interruptAfterTimeLimit: COLD_COMPILE_LIMIT });
     });
 
     it(`${variant} sums: k = 0 gives zeros, k = 1 the operand itself, and (register family) 65537 batch elements one sum row each`, async (t) => {
@@ -232,7 +238,7 @@ describe.skipIf(!h)('matmul WGSL', () => {
   for (const variant of MATMUL_VARIANTS) {
     it(`${variant} sums match the CPU over several row and column blocks`, async (t) => {
       if (!available(variant)) t.skip();
-      await fc.assert(fc.asyncProperty(bigCase, sumsArb, (c, sums) => check({ ...c, sums }, variant)), { numRuns: Math.ceil(sumsRuns(variant) / 2) });
+      await fc.assert(fc.asyncProperty(bigCase, sumsArb, (c, sums) => check({ ...c, sums }, variant)), { numRuns: Math.ceil(sumsRuns(variant) / 2), interruptAfterTimeLimit: COLD_COMPILE_LIMIT });
     });
   }
 

@@ -86,8 +86,11 @@ describeGpu('webgpu heavy kernels', () => {
         gpu.setMatmulTuning(false);
         freeAll(ag, bg, ...(biasG ? [biasG] : []));
       }
-    }), { numRuns: 40 });
-  });
+      // Nearly every case compiles a new pipeline (variant × layout × bias × sums): with a cold
+      // shader cache (a fresh machine) that is seconds each, so this property gets minutes, not
+      // the global 20 s.
+    }), { numRuns: 40, interruptAfterTimeLimit: 240_000 });
+  }, 300_000);
 
   it('matmulWithSums with f16 operands (\'medium\' precision) sums the f32 operand, as the unfused reduce did', async (t) => {
     if (!gpu.device.features.has('shader-f16')) t.skip();
