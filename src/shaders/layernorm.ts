@@ -15,7 +15,7 @@
 // (groupRows rows each), so stacked models (src/nn/stacked.ts) normalize all members in one pass.
 
 import { flatIndexWGSL, grid1d, packUniforms, type Launch } from './kernel.js';
-import { ROW_INDEX_WGSL, ROW_REDUCE_WGSL, ROW_PER_INVOCATION_MAIN_WGSL, rowCacheSize, rowFormGrid, type RowForm } from './rows.js';
+import { ROW_INDEX_WGSL, ROW_REDUCE_WGSL, ROW_PER_INVOCATION_MAIN_WGSL, cachedRowMainWGSL, rowCacheSize, rowFormGrid, type RowForm } from './rows.js';
 
 const FORWARD_BINDINGS = /* wgsl */ `
 struct Uniforms { rows: u32, cols: u32, eps: f32, groupRows: u32 }
@@ -111,20 +111,8 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec
  */
 function forwardCachedWGSL(k: number): string {
   return /* wgsl */ `${FORWARD_WORKGROUP_PREFIX}
-const K = ${k}u;
-@compute @workgroup_size(WG)
-fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>,
-        @builtin(local_invocation_index) lid: u32) {
-  let row = ${ROW_INDEX_WGSL};
-  if (row >= u.rows) { return; } // uniform across the workgroup
-  let base = row * u.cols;
+${cachedRowMainWGSL(k)}
   let gbase = (row / u.groupRows) * u.cols;
-  // Every load issued before any arithmetic: K independent loads in flight per lane.
-  var xs: array<f32, ${k}>;
-  for (var j = 0u; j < K; j = j + 1u) {
-    let c = lid + j * WG;
-    xs[j] = select(0.0, x[base + min(c, u.cols - 1u)], c < u.cols);
-  }
   let pivot = x[base];
   var s = vec3<f32>(0.0);
   var j = 0u;

@@ -63,6 +63,28 @@ export function rowCacheSize(cols: number): number {
   return k;
 }
 
+/**
+ * WGSL: the entry point of a cached-row kernel ('workgroup' form, rows of up to K·WG elements) up
+ * to the row's values: `row` (past u.rows it returns), `base` (row * u.cols) and `xs`, lane lid's
+ * elements lid + j·WG of row `row` of x (0 past the row's end), every load issued before any
+ * arithmetic. Needs ROW_REDUCE_WGSL (WG), x and a uniform struct with `rows` and `cols`; the caller
+ * writes the body and the closing brace.
+ */
+export function cachedRowMainWGSL(k: number): string {
+  return `const K = ${k}u;
+@compute @workgroup_size(WG)
+fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>,
+        @builtin(local_invocation_index) lid: u32) {
+  let row = ${ROW_INDEX_WGSL};
+  if (row >= u.rows) { return; } // uniform across the workgroup
+  let base = row * u.cols;
+  var xs: array<f32, ${k}>;
+  for (var j = 0u; j < K; j = j + 1u) {
+    let c = lid + j * WG;
+    xs[j] = select(0.0, x[base + min(c, u.cols - 1u)], c < u.cols);
+  }`;
+}
+
 /** Workgroup counts for one workgroup per row; rows past 65535 spill into y (see ROW_INDEX_WGSL). */
 export function rowGrid(rows: number): [number, number, number] {
   return grid1d(rows, 1);

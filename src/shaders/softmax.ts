@@ -8,7 +8,7 @@
 // (the form the backend picks on a GPU, where these kernels are bound by memory traffic).
 
 import { packUniforms, type Launch } from './kernel.js';
-import { LOWEST_F32, ONLINE_MAX_SUM_WGSL, ROW_INDEX_WGSL, ROW_REDUCE_WGSL, ROW_PER_INVOCATION_MAIN_WGSL, rowCacheSize, rowFormGrid, type RowForm } from './rows.js';
+import { LOWEST_F32, ONLINE_MAX_SUM_WGSL, ROW_INDEX_WGSL, ROW_REDUCE_WGSL, ROW_PER_INVOCATION_MAIN_WGSL, cachedRowMainWGSL, rowCacheSize, rowFormGrid, type RowForm } from './rows.js';
 
 // Quiet NaN bits, passed as a uniform: a NaN constant in WGSL source is a compile error.
 const NAN_BITS = 0x7fc00000;
@@ -64,19 +64,7 @@ struct Uniforms { rows: u32, cols: u32, log: u32, nanBits: u32 }
 @group(0) @binding(1) var<storage, read> x: array<f32>;
 @group(0) @binding(2) var<storage, read_write> out: array<f32>;
 ${ROW_REDUCE_WGSL}
-const K = ${k}u;
-@compute @workgroup_size(WG)
-fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>,
-        @builtin(local_invocation_index) lid: u32) {
-  let row = ${ROW_INDEX_WGSL};
-  if (row >= u.rows) { return; } // uniform across the workgroup
-  let base = row * u.cols;
-  // Every load issued before any arithmetic: K independent loads in flight per lane.
-  var xs: array<f32, ${k}>;
-  for (var j = 0u; j < K; j = j + 1u) {
-    let c = lid + j * WG;
-    xs[j] = select(0.0, x[base + min(c, u.cols - 1u)], c < u.cols);
-  }
+${cachedRowMainWGSL(k)}
   var ms = vec2<f32>(${LOWEST_F32}, 0.0);
   var j = 0u;
   for (; j + 3u < K && lid + (j + 3u) * WG < u.cols; j = j + 4u) {
