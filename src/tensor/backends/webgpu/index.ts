@@ -23,7 +23,7 @@ import { dropoutActivationBackwardLaunch, dropoutApplyLaunch, dropoutMaskLaunch 
 import { randomLaunch } from '../../../shaders/random.js';
 import { softmaxBackwardLaunch, softmaxLaunch } from '../../../shaders/softmax.js';
 import { powerIterationLaunch, spectralNormalizeBackwardLaunch, spectralNormalizeLaunch } from '../../../shaders/spectral.js';
-import { reduceGenericLaunch, reduceRowsLaunch, sumSquaresLaunch } from '../../../shaders/reduce.js';
+import { reduceGenericLaunch, reduceRowsLaunch, sumSquaresLaunch, sumSquaresPartials, sumSquaresTreeLaunch, type SumSquaresForm } from '../../../shaders/reduce.js';
 import { collapseDims } from '../../../shaders/strided.js';
 import { openDevice, type DeviceOptions } from './device.js';
 import { MatmulTuner, tuningEnabled } from './matmulTuner.js';
@@ -713,11 +713,20 @@ export class WebGPUBackend implements Backend {
       return zero;
     }
     const groups = this.rt.isSoftware ? SOFTWARE_SUMSQ_GROUPS_PER_CORE * Math.max(1, cpus().length) : HARDWARE_SUMSQ_GROUPS;
+    // No barriers on lavapipe (see SumSquaresForm); the same sum bit for bit.
+    const form: SumSquaresForm = this.rt.isSoftware ? 'lanes' : 'tree';
     const slots = Math.max(1, Math.min(MULTI_MAX_SLOTS, this.maxStorage - 1));
-    const partials = this.alloc('f32', live.length * groups);
+    const count = live.length * groups;
+    const written = this.alloc('f32', count * sumSquaresPartials(form));
     for (let i = 0; i < live.length; i += slots) {
       const chunk = live.slice(i, i + slots);
-      this.run(sumSquaresLaunch(chunk.map((x) => x.size), i, groups), [...chunk, partials], 1);
+      this.run(sumSquaresLaunch(chunk.map((x) => x.size), i, groups, form), [...chunk, written], 1);
+    }
+    let partials = written;
+    if (form === 'lanes') {
+      partials = this.alloc('f32', count);
+      this.run(sumSquaresTreeLaunch(count), [written, partials], count);
+      this.free(written);
     }
     const out = this.reduce('sum', partials, [partials.size], [0]);
     this.free(partials);

@@ -7,6 +7,7 @@ import fc from 'fast-check';
 import { expect, it } from 'vitest';
 import type { AdamWParams } from '../../../../src/tensor/backend.js';
 import { AdamW, clipGradNorm } from '../../../../src/nn/optim.js';
+import { sumSquaresLaunch, sumSquaresPartials, sumSquaresTreeLaunch } from '../../../../src/shaders/reduce.js';
 import { tensor, type Tensor } from '../../../../src/tensor/index.js';
 import { seed, seededValues } from '../../../helpers/backendArbitraries.js';
 import { both, cpu, describeGpu, expectClose, gpu, readBoth } from '../../../helpers/webgpu.js';
@@ -82,6 +83,34 @@ describeGpu('webgpu multi-tensor kernels', () => {
       expect(g.length).toBe(1);
       expectClose(g, c, 1e-30, 1e-6, 'sumSquares');
       for (const [x] of pairs) gpu.free(x);
+    }), RUNS);
+  });
+
+  it('the sumSquares forms: lanes + sumSquaresTree equal the tree partials bit for bit (the backend picks one per adapter), and those sum to the CPU sum within 1e-6·Σx²', async () => {
+    const chunk = fc.array(fc.oneof(fc.constantFrom(0, 1, 3), fc.integer({ min: 1, max: 5000 })), { minLength: 1, maxLength: 15 });
+    await fc.assert(fc.asyncProperty(chunk, fc.integer({ min: 1, max: 5 }), fc.integer({ min: 0, max: 3 }), seed, async (ns, groups, first, sd) => {
+      const values = ns.map((n, k) => seededValues(sd + k, n));
+      const xs = values.map((v) => gpu.upload('f32', v));
+      // Slots before `first` stay as filled: the kernels write only their own tensors' partials.
+      const slots = (per: number) => gpu.upload('f32', new Array((first + ns.length) * groups * per).fill(7));
+      const tree = slots(sumSquaresPartials('tree'));
+      const lanes = slots(sumSquaresPartials('lanes'));
+      const combined = gpu.alloc('f32', (first + ns.length) * groups);
+      gpu.runKernel(sumSquaresLaunch(ns, first, groups, 'tree'), xs, [tree]);
+      gpu.runKernel(sumSquaresLaunch(ns, first, groups, 'lanes'), xs, [lanes]);
+      gpu.runKernel(sumSquaresTreeLaunch((first + ns.length) * groups), [lanes], [combined]);
+      const got = Array.from(await gpu.read(tree));
+      const fromLanes = Array.from(await gpu.read(combined));
+      expect(got.slice(0, first * groups)).toEqual(new Array(first * groups).fill(7));
+      expect(fromLanes.slice(first * groups), 'lanes + tree step vs tree').toEqual(got.slice(first * groups));
+      const [want] = cpu.readSync(cpu.sumSquares(values.map((v) => cpu.upload('f32', v))));
+      expectClose([got.slice(first * groups).reduce((a, b) => a + b, 0)], [want], 1e-30, 1e-6, 'sumSquares partials');
+      values.forEach((v, k) => {
+        // Each tensor's own partials sum to its own sum of squares.
+        const own = got.slice((first + k) * groups, (first + k + 1) * groups).reduce((a, b) => a + b, 0);
+        expectClose([own], [v.reduce((a, b) => a + b * b, 0)], 1e-30, 1e-6, `sumSquares tensor ${k}`);
+      });
+      for (const x of [...xs, tree, lanes, combined]) gpu.free(x);
     }), RUNS);
   });
 
