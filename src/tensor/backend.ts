@@ -60,6 +60,9 @@ export interface MatmulParams {
  */
 export type MatmulSums = 'colsOfB' | 'rowsOfA';
 
+/** The activations a matmul epilogue can apply: GELU, erf or tanh form (UnaryOp names). */
+export type MatmulActivation = 'gelu' | 'geluTanh';
+
 export interface AdamWParams {
   lr: number;
   beta1: number;
