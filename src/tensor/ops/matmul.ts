@@ -6,7 +6,7 @@
 
 import { record, willRecord } from '../autograd.js';
 import type { MatmulActivation, MatmulParams, MatmulSums } from '../backend.js';
-import { broadcastShapes, broadcastStrides, fmtShape, shapesEqual, ShapeError } from '../shape.js';
+import { broadcastShapes, broadcastStrides, fmtShape, shapesEqual, ShapeError, sizeOf } from '../shape.js';
 import type { Tensor } from '../tensor.js';
 import { backendOf, requireFloat, wrap } from './core.js';
 import { geluBackwardOf, sumToShape } from './elementwise.js';
@@ -40,7 +40,12 @@ export interface MatmulEpilogueOptions {
    * noGrad, nor when no input requires one).
    */
   activation?: MatmulActivation | null;
-  /** residual + y, bit for bit add(residual, y); residual has the output's shape [...batch, m, n]. */
+  /**
+   * residual + y, bit for bit add(residual, y). residual holds the output's elements in order: the
+   * output's shape [...batch, m, n], or another of the same size ending in n (a linear layer's
+   * [..., n] for the [rows, n] product it reshapes), its gradient then of its own shape. (Passing
+   * it as is, not reshaped, keeps its gradient coming straight from this op, as from the add.)
+   */
   residual?: Tensor | null;
 }
 
@@ -65,7 +70,9 @@ export function matmulT(a: Tensor, b: Tensor, transA = false, transB = false, bi
     throw new ShapeError('matmul', `bias ${fmtShape(bias.shape)} (${bias.dtype}) must be [${n}] or [${[...batchShape, n].join(', ')}] ${a.dtype}: one value per output column, shared or per matrix`);
   }
   if (activation && residual) throw new Error('matmul: an activation and a residual in one epilogue are not supported');
-  if (residual && !shapesEqual(residual.shape, shape)) throw new ShapeError('matmul', `residual ${fmtShape(residual.shape)} must have the output's shape ${fmtShape(shape)}`);
+  if (residual && (residual.size !== sizeOf(shape) || residual.shape[residual.rank - 1] !== n)) {
+    throw new ShapeError('matmul', `residual ${fmtShape(residual.shape)} must have the output's shape ${fmtShape(shape)} (or its size, ending in ${n})`);
+  }
   const q: MatmulParams = { ...p, biasBatchStride: perBatch ? n : 0 };
   let y: Tensor;
   // The activation's input (y before it), kept only for a backward.
@@ -97,7 +104,8 @@ export function matmulT(a: Tensor, b: Tensor, transA = false, transB = false, bi
     // Freed as soon as used, as backward frees the separate gelu's gradient after this one's backward.
     if (g !== gOut) g.dispose();
     // A residual's gradient is the output's, passed on as it is (as add's backward does).
-    return [da, db && sumToShape(db, b.shape), ...(bias ? [dbias] : []), ...(residual ? [needs[inputs.length - 1] ? gOut : null] : [])];
+    const dres = residual && needs[inputs.length - 1] ? (shapesEqual(residual.shape, shape) ? gOut : reshape(gOut, residual.shape)) : null;
+    return [da, db && sumToShape(db, b.shape), ...(bias ? [dbias] : []), ...(residual ? [dres] : [])];
   }, pre ? [pre] : []);
 }
 

@@ -151,12 +151,12 @@ describe('matmul: the GELU and residual epilogues', () => {
     }), { numRuns: 30 });
   });
 
-  it('gradient of matmulT with a residual epilogue (with or without a bias) matches central differences, the residual\'s included', async () => {
-    await gradProperty(epilogueCaseArb, (c) => ({
+  it('gradient of matmulT with a residual epilogue (with or without a bias; the residual of the output\'s shape or flattened to [rows, n], as linear passes it) matches central differences, the residual\'s included', async () => {
+    await gradProperty(fc.tuple(epilogueCaseArb, fc.boolean()), ([c, flat]) => ({
       fn: (a, b, r, bias) => T.matmulT(a, b, c.transA, c.transB, c.bias ? bias : null, { residual: r }),
-      inputs: [input(c.a, c.sa), input(c.b, c.sb), input(c.residual, c.out), input(biasData(c), c.sbias)],
+      inputs: [input(c.a, c.sa), input(c.b, c.sb), input(c.residual, flat ? [sizeOfShape(c.out) / c.n, c.n] : c.out), input(biasData(c), c.sbias)],
       skip: c.bias ? [] : [3],
-    }), { numRuns: 30 });
+    }), { numRuns: 40 });
   });
 
   it('the epilogues equal the separate ops in f64, values and gradients: gelu(matmulT(...)) and add(residual, matmulT(...))', async () => {
