@@ -109,6 +109,8 @@ export interface SelfAttentionCall {
   cache?: KVCache;
   /** This layer's index in the cache. */
   layer?: number;
+  /** Returns residual + attention(x) instead, the add in the output projection's epilogue ([B, T, d]). */
+  residual?: Tensor;
 }
 
 /** Self-attention x [B, T, d] → [B, T, d]. (No dropout on the attention weights: the op has none.) */
@@ -142,10 +144,11 @@ export class MultiHeadSelfAttention extends Module {
     if (x.rank !== 3 || x.shape[2] !== this.dModel) throw new ShapeError('MultiHeadSelfAttention', `input ${fmtShape(x.shape)} must be [B, T, ${this.dModel}]`);
     const qkv = this.c_attn ? this.c_attn.forward(x) : linear(x, this.in_proj_weight!, this.in_proj_bias!, 'torch');
     // Without a cache the heads never need to exist as separate tensors.
-    if (!call.cache) return this.proj.forward(packedSelfAttention(qkv, this.nHeads, { causal: this.opts.causal, keyMask: call.keyMask }));
+    const out = { residual: call.residual };
+    if (!call.cache) return this.proj.forward(packedSelfAttention(qkv, this.nHeads, { causal: this.opts.causal, keyMask: call.keyMask }), out);
     let [q, k, v] = splitHeads(qkv, this.nHeads);
     ({ k, v } = call.cache.append(call.layer ?? 0, k, v));
     const y = attention(q, k, v, { causal: this.opts.causal, keyMask: call.keyMask });
-    return this.proj.forward(mergeHeads(y));
+    return this.proj.forward(mergeHeads(y), out);
   }
 }

@@ -22,6 +22,11 @@ export interface CriticPairOptions extends ModuleOptions {
   /** One initialization stream per member: member k starts as `new Critic(config, { generator: generators[k] })`. */
   generators: readonly Generator[];
   dropoutGenerator?: Generator;
+  /**
+   * Fuse the GELUs and (without dropout) the residual adds into the matmuls before them (default
+   * true; see StackedEncoderLayer). Bit for bit the same values either way: false runs the separate ops.
+   */
+  fuseEpilogues?: boolean;
 }
 
 /**
@@ -65,15 +70,20 @@ class StackedSelfAttention extends Module {
     this.out_proj = this.module('out_proj', new StackedLinear(count, dModel, dModel, opts));
   }
 
-  /** keyMask [K·N, T]: the members' batches side by side, as attention sees them. */
-  forward(x: Tensor, keyMask?: Tensor): Tensor {
+  /** keyMask [K·N, T]: the members' batches side by side, as attention sees them. With a residual, residual + attn(x), added in out_proj's epilogue. */
+  forward(x: Tensor, keyMask?: Tensor, residual?: Tensor): Tensor {
     const [K, N, T, d] = x.shape;
     const qkv = reshape(stackedLinear(x, this.in_proj_weight, this.in_proj_bias), [K * N, T, 3 * d]);
-    return this.out_proj.forward(reshape(packedSelfAttention(qkv, this.nHeads, { causal: false, keyMask }), [K, N, T, d]));
+    return this.out_proj.forward(reshape(packedSelfAttention(qkv, this.nHeads, { causal: false, keyMask }), [K, N, T, d]), { residual });
   }
 }
 
-/** TransformerEncoderLayer (encoder.ts) for K members: pre-LN, bidirectional, GELU FFN. */
+/**
+ * TransformerEncoderLayer (encoder.ts) for K members: pre-LN, bidirectional, GELU FFN. Without
+ * dropout (eval mode: the generator's loss reads the critics so), linear1's GELU and both residual
+ * adds run in the epilogues of the matmuls before them (3 dispatches fewer per layer, bit for bit
+ * the separate ops); with dropout each dropout is fused with its neighbour instead (StackDropout).
+ */
 class StackedEncoderLayer extends Module {
   readonly self_attn: StackedSelfAttention;
   readonly linear1: StackedLinear;
@@ -81,7 +91,7 @@ class StackedEncoderLayer extends Module {
   readonly norm1: StackedLayerNorm;
   readonly norm2: StackedLayerNorm;
 
-  constructor(count: number, dModel: number, nHeads: number, opts: ModuleOptions) {
+  constructor(count: number, dModel: number, nHeads: number, opts: ModuleOptions, readonly fuse = true) {
     super();
     this.self_attn = this.module('self_attn', new StackedSelfAttention(count, dModel, nHeads, opts));
     this.linear1 = this.module('linear1', new StackedLinear(count, dModel, 4 * dModel, opts));
@@ -92,6 +102,11 @@ class StackedEncoderLayer extends Module {
 
   /** a = x + dropout(attn(norm1(x))), then a + dropout(linear2(dropout(gelu(linear1(norm2(a)))))); drop is null in eval mode. */
   forward(x: Tensor, keyMask: Tensor | undefined, drop: StackDropout | null): Tensor {
+    if (!drop && this.fuse) {
+      const a = this.self_attn.forward(this.norm1.forward(x), keyMask, x);
+      const hidden = this.linear1.forward(this.norm2.forward(a), { activation: 'gelu' });
+      return this.linear2.forward(hidden, { residual: a });
+    }
     const residual = (r: Tensor, t: Tensor): Tensor => (drop ? drop.add(r, t) : add(r, t));
     const activation = (t: Tensor): Tensor => (drop ? drop.gelu(t) : gelu(t));
     const a = residual(x, this.self_attn.forward(this.norm1.forward(x), keyMask));
@@ -104,9 +119,9 @@ class StackedEncoderLayer extends Module {
 class StackedEncoder extends Module {
   readonly layers: ModuleList<StackedEncoderLayer>;
 
-  constructor(count: number, config: CriticConfig, opts: ModuleOptions) {
+  constructor(count: number, config: CriticConfig, opts: ModuleOptions, fuse: boolean) {
     super();
-    this.layers = this.module('layers', new ModuleList(Array.from({ length: config.nLayers }, () => new StackedEncoderLayer(count, config.dModel, config.nHeads, opts))));
+    this.layers = this.module('layers', new ModuleList(Array.from({ length: config.nLayers }, () => new StackedEncoderLayer(count, config.dModel, config.nHeads, opts, fuse))));
   }
 }
 
@@ -115,14 +130,16 @@ class StackedHead extends Module {
   readonly first: StackedSpectralNormLinear;
   readonly last: StackedSpectralNormLinear;
 
-  constructor(count: number, dModel: number, opts: ModuleOptions) {
+  constructor(count: number, dModel: number, opts: ModuleOptions, readonly fuse = true) {
     super();
     this.first = this.module('0', new StackedSpectralNormLinear(count, dModel, dModel, opts));
     this.last = this.module('2', new StackedSpectralNormLinear(count, dModel, 1, opts));
   }
 
   forward(x: Tensor): Tensor {
-    return this.last.forward(gelu(this.first.forward(x), 'none'));
+    // The GELU in the first layer's matmul epilogue (no dropout here, in any mode).
+    const hidden = this.fuse ? this.first.forward(x, { activation: 'gelu' }) : gelu(this.first.forward(x), 'none');
+    return this.last.forward(hidden);
   }
 }
 
@@ -153,8 +170,9 @@ export class CriticPair extends Module {
     const { dIn, dModel, maxLen } = config;
     this.project_in = this.module('project_in', new StackedSpectralNormLinear(K, dIn, dModel, o));
     this.pos_embedding = this.param('pos_embedding', init.zeros([K, 1, maxLen, dModel], o));
-    this.transformer = this.module('transformer', new StackedEncoder(K, config, o));
-    this.head = this.module('head', new StackedHead(K, dModel, o));
+    const fuse = opts.fuseEpilogues ?? true;
+    this.transformer = this.module('transformer', new StackedEncoder(K, config, o, fuse));
+    this.head = this.module('head', new StackedHead(K, dModel, o, fuse));
     // Each member starts as the Critic its generator would build, so a pair and K critics agree.
     opts.generators.forEach((generator, k) => {
       const critic = new Critic(config, { ...o, generator });

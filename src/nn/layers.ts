@@ -6,10 +6,10 @@ import type { Generator } from '../tensor/random/philox.js';
 import type { Tensor } from '../tensor/tensor.js';
 import { gelu } from '../tensor/ops/elementwise.js';
 import { embedding } from '../tensor/ops/indexing.js';
-import { matmulT } from '../tensor/ops/matmul.js';
+import { matmulT, type MatmulEpilogueOptions } from '../tensor/ops/matmul.js';
 import { reshape } from '../tensor/ops/movement.js';
 import { dropout, layerNorm } from '../tensor/ops/nn.js';
-import { fmtShape, ShapeError } from '../tensor/shape.js';
+import { fmtShape, shapesEqual, ShapeError } from '../tensor/shape.js';
 import * as init from './init.js';
 import { Module, type ModuleOptions } from './module.js';
 
@@ -18,16 +18,22 @@ export type LinearLayout = 'torch' | 'conv1d';
 
 /**
  * x [..., in] → [..., out]. The leading dims are flattened into one so the weight gradient is a
- * single 2-D matmul rather than a per-batch product summed afterwards.
+ * single 2-D matmul rather than a per-batch product summed afterwards. The epilogue options fuse
+ * the neighbours a transformer puts after a linear layer into its matmul kernel: a GELU
+ * (activation 'gelu' or 'geluTanh': gelu(linear(x))) or a residual of the output's shape
+ * (add(residual, linear(x))), each bit for bit the separate op, one pass over the output fewer.
  */
-export function linear(x: Tensor, weight: Tensor, bias: Tensor | null, layout: LinearLayout = 'torch'): Tensor {
+export function linear(x: Tensor, weight: Tensor, bias: Tensor | null, layout: LinearLayout = 'torch', epilogue: MatmulEpilogueOptions = {}): Tensor {
   const [inF, outF] = layout === 'torch' ? [weight.shape[1], weight.shape[0]] : [weight.shape[0], weight.shape[1]];
   if (x.shape[x.rank - 1] !== inF) throw new ShapeError('linear', `input ${fmtShape(x.shape)} does not end in ${inF} (weight ${fmtShape(weight.shape)}, ${layout} layout)`);
   const lead = x.shape.slice(0, -1);
   const rows = x.size / inF;
   // The bias rides in the matmul kernel's epilogue (one pass instead of matmul + broadcast add).
   if (bias && (bias.rank !== 1 || bias.shape[0] !== outF)) throw new ShapeError('linear', `bias ${fmtShape(bias.shape)} must be [${outF}] (weight ${fmtShape(weight.shape)}, ${layout} layout)`);
-  const y = matmulT(reshape(x, [rows, inF]), weight, false, layout === 'torch', bias);
+  const r = epilogue.residual;
+  if (r && !shapesEqual(r.shape, [...lead, outF])) throw new ShapeError('linear', `residual ${fmtShape(r.shape)} must have the output's shape ${fmtShape([...lead, outF])}`);
+  // The residual goes in as it is ([..., out]), so its gradient comes straight from the matmul.
+  const y = matmulT(reshape(x, [rows, inF]), weight, false, layout === 'torch', bias, epilogue);
   return reshape(y, [...lead, outF]);
 }
 
@@ -55,8 +61,9 @@ export class Linear extends Module {
       : this.param('bias', spec.kind === 'fanInUniform' ? init.uniform([outFeatures], -1 / Math.sqrt(inFeatures), 1 / Math.sqrt(inFeatures), opts) : init.zeros([outFeatures], opts));
   }
 
-  forward(x: Tensor): Tensor {
-    return linear(x, this.weight, this.bias, this.layout);
+  /** linear(x) with this layer's parameters; epilogue as linear's (a GELU or a residual fused in). */
+  forward(x: Tensor, epilogue: MatmulEpilogueOptions = {}): Tensor {
+    return linear(x, this.weight, this.bias, this.layout, epilogue);
   }
 }
 
@@ -107,8 +114,13 @@ export class Dropout extends Module {
     super();
   }
 
+  /** Whether forward draws a mask (training mode, p > 0); else it is the identity. */
+  get active(): boolean {
+    return this.training && this.p !== 0;
+  }
+
   forward(x: Tensor): Tensor {
-    if (!this.training || this.p === 0) return x;
+    if (!this.active) return x;
     return dropout(x, this.p, { training: true, generator: this.generator ?? defaultGenerator() });
   }
 }

@@ -4,7 +4,7 @@
 // one batched power iteration) instead of once per member. CriticPair is built from these.
 
 import { wrap } from '../tensor/ops/core.js';
-import { matmulT } from '../tensor/ops/matmul.js';
+import { matmulT, type MatmulEpilogueOptions } from '../tensor/ops/matmul.js';
 import { reshape } from '../tensor/ops/movement.js';
 import { layerNorm } from '../tensor/ops/nn.js';
 import { spectralNormalize } from '../tensor/ops/spectral.js';
@@ -47,13 +47,20 @@ function checkStack(op: string, x: Tensor, count: number, features: number): voi
   }
 }
 
-/** x [K, ..., in] → [K, ..., out] with member k's y = x W_kᵀ + b_k; W [K, out, in], b [K, out]. */
-export function stackedLinear(x: Tensor, weight: Tensor, bias: Tensor | null): Tensor {
+/**
+ * x [K, ..., in] → [K, ..., out] with member k's y = x W_kᵀ + b_k; W [K, out, in], b [K, out].
+ * The epilogue options as linear's: a GELU, or a residual [K, ..., out], fused into the matmul.
+ */
+export function stackedLinear(x: Tensor, weight: Tensor, bias: Tensor | null, epilogue: MatmulEpilogueOptions = {}): Tensor {
   const [K, outF, inF] = weight.shape;
   checkStack('stackedLinear', x, K, inF);
   const lead = x.shape.slice(0, -1);
+  const rows = x.size / (K * inF);
+  const r = epilogue.residual;
+  if (r && !shapesEqual(r.shape, [...lead, outF])) throw new ShapeError('stackedLinear', `residual ${fmtShape(r.shape)} must have the output's shape ${fmtShape([...lead, outF])}`);
   // One batched matmul over the members, each member's bias added in its epilogue.
-  const y = matmulT(reshape(x, [K, x.size / (K * inF), inF]), weight, false, true, bias);
+  // The residual goes in as it is ([K, ..., out]), so its gradient comes straight from the matmul.
+  const y = matmulT(reshape(x, [K, rows, inF]), weight, false, true, bias, epilogue);
   return reshape(y, [...lead, outF]);
 }
 
@@ -68,8 +75,8 @@ export class StackedLinear extends Module {
     this.bias = this.param('bias', init.zeros([count, outFeatures], opts));
   }
 
-  forward(x: Tensor): Tensor {
-    return stackedLinear(x, this.weight, this.bias);
+  forward(x: Tensor, epilogue: MatmulEpilogueOptions = {}): Tensor {
+    return stackedLinear(x, this.weight, this.bias, epilogue);
   }
 }
 
@@ -114,7 +121,7 @@ export class StackedSpectralNormLinear extends Module {
     return spectralNormalize(this.weight_orig, this.weight_u, this.weight_v, { eps: this.eps, iterate: this.training });
   }
 
-  forward(x: Tensor): Tensor {
-    return stackedLinear(x, this.weight(), this.bias);
+  forward(x: Tensor, epilogue: MatmulEpilogueOptions = {}): Tensor {
+    return stackedLinear(x, this.weight(), this.bias, epilogue);
   }
 }

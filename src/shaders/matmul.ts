@@ -16,12 +16,15 @@
 // column j ('colsOfB', length n) or Σ_k op(a)[i, k] for every row i ('rowsOfA', length m). Every
 // variant already reads the b values of its columns (a values of its rows) at every k, so the sums
 // cost a few adds; the invocations of the first row block (column block) write them, so each sum
-// is written once: no atomics, deterministic.
+// is written once: no atomics, deterministic. After the bias, a store epilogue (matmulEpilogue.ts):
+// a GELU as each value is stored (with its input kept for the backward when asked), or a residual
+// added; each bit-identical to the unfused kernel it replaces.
 //
 // Dispatch geometry: x = column tiles, y = row tiles × batch folds, z = batch (folded into y past 65535).
 
 import type { MatmulParams, MatmulSums } from '../tensor/backend.js';
 import { gridStride, gridStrideLoopWGSL, MAX_WORKGROUPS_PER_DIM, packUniforms, type Launch, type StorageAccess, type UniformField } from './kernel.js';
+import { checkStoreEpilogue, storeEpilogueStorage, storeEpilogueTag, storeEpilogueWGSL, storeWGSL, type MatmulStoreEpilogue } from './matmulEpilogue.js';
 import { tileWGSL, tileWorkgroupBytes, type TileSpec } from './matmulTiles.js';
 
 /**
@@ -230,12 +233,13 @@ const SCALAR_BINDINGS_WGSL = /* wgsl */ `
 const BIAS_BINDING_WGSL = '@group(0) @binding(4) var<storage, read> bias: array<f32>;\n';
 
 /**
- * The epilogue bindings after out: bias (binding 4), then the sums (binding 4, or 5 after a bias):
- * [batch, n] f32 for 'colsOfB', [batch, m] for 'rowsOfA'.
+ * The epilogue bindings after out: bias (binding 4), then the store epilogue's (residual or pre,
+ * elements outElem like out's, and its activation functions), or the sums (binding 4, or 5 after
+ * a bias): [batch, n] f32 for 'colsOfB', [batch, m] for 'rowsOfA'.
  */
-function epilogueBindingsWGSL(bias: boolean, sums: MatmulSums | null): string {
+function epilogueBindingsWGSL(bias: boolean, sums: MatmulSums | null, store: MatmulStoreEpilogue = {}, outElem = 'f32'): string {
   const sumsBinding = sums ? `@group(0) @binding(${bias ? 5 : 4}) var<storage, read_write> sums: array<f32>; // ${sums}\n` : '';
-  return (bias ? BIAS_BINDING_WGSL : '') + sumsBinding;
+  return (bias ? BIAS_BINDING_WGSL : '') + storeEpilogueWGSL(store, bias ? 5 : 4, outElem) + sumsBinding;
 }
 
 /** WGSL adding the components of a vec4 (the sums of 4 k-steps loaded as one vec4). */
@@ -248,7 +252,7 @@ const lanes = ['x', 'y', 'z', 'w'];
  * column indices past the edge are clamped for the loads (always in bounds, no branches in the k
  * loop) and skipped at the store.
  */
-function registerBlockedWGSL(s: Spec, L: MatmulLayout, t: MatmulOperandType, bias: boolean, sums: MatmulSums | null): string {
+function registerBlockedWGSL(s: Spec, L: MatmulLayout, t: MatmulOperandType, bias: boolean, sums: MatmulSums | null, store: MatmulStoreEpilogue): string {
   const { tm, tn, wgX, wgY, subgroup } = s;
   const vecs = tn / 4;
   const S = t; // storage scalar type of the operands
@@ -412,12 +416,13 @@ function registerBlockedWGSL(s: Spec, L: MatmulLayout, t: MatmulOperandType, bia
     stores.push(`  if (row0 + ${R(i)} < u.M) {`);
     if (L.out) {
       stores.push(`    let o = (outBase + (row0 + ${R(i)}) * u.N + col0) / 4u;`);
-      for (let v = 0; v < vecs; v++) stores.push(`    if (col0 + ${R(4 * v)} < u.N) { out[o + ${R(v)}] = ${acc(i, v)}${plus(v)}; }`);
+      for (let v = 0; v < vecs; v++) stores.push(`    if (col0 + ${R(4 * v)} < u.N) { ${storeWGSL(store, `o + ${R(v)}`, `${acc(i, v)}${plus(v)}`, true)} }`);
     } else {
       stores.push(`    let o = outBase + (row0 + ${R(i)}) * u.N;`);
       for (let j = 0; j < tn; j++) {
         const v = Math.floor(j / 4);
-        stores.push(`    if (col0 + ${R(j)} < u.N) { out[o + col0 + ${R(j)}] = ${acc(i, v)}.${lanes[j % 4]}${bias ? ` + bias${v}.${lanes[j % 4]}` : ''}; }`);
+        const value = `${acc(i, v)}.${lanes[j % 4]}${bias ? ` + bias${v}.${lanes[j % 4]}` : ''}`;
+        stores.push(`    if (col0 + ${R(j)} < u.N) { ${storeWGSL(store, `o + col0 + ${R(j)}`, value, false)} }`);
       }
     }
     stores.push('  }');
@@ -433,7 +438,7 @@ ${UNIFORMS_WGSL}
 @group(0) @binding(1) var<storage, read> a: array<${elem(L.a !== 'strided')}>;
 @group(0) @binding(2) var<storage, read> b: array<${elem(L.b !== 'strided')}>;
 @group(0) @binding(3) var<storage, read_write> out: array<${L.out ? 'vec4<f32>' : 'f32'}>;
-${epilogueBindingsWGSL(bias, sums)}
+${epilogueBindingsWGSL(bias, sums, store, L.out ? 'vec4<f32>' : 'f32')}
 // Each invocation of a ${wgX}x${wgY} workgroup computes a ${tm}x${tn} block of the output (layout ${layoutName(L)}, ${t} operands).
 @compute @workgroup_size(${wgX}, ${wgY})
 fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_id) lid: vec3<u32>,
@@ -456,7 +461,7 @@ ${stores.join('\n')}
  * (strided so neighbouring invocations read neighbouring shared words), k in steps of 16. The sums
  * add the tile values an invocation multiplies (zero past k's end).
  */
-function tiledWGSL(bias: boolean, sums: MatmulSums | null): string {
+function tiledWGSL(bias: boolean, sums: MatmulSums | null, store: MatmulStoreEpilogue): string {
   const sumDecl = sums === 'colsOfB' ? '\n  var sumB = vec4<f32>(0.0);' : sums === 'rowsOfA' ? '\n  var sumA = vec4<f32>(0.0);' : '';
   const sumB = sums === 'colsOfB' ? '\n      sumB = sumB + bv;' : '';
   const sumA = sums === 'rowsOfA' ? '\n        sumA[i] = sumA[i] + aTile[base + lid.y + 16u * i];' : '';
@@ -478,7 +483,8 @@ function tiledWGSL(bias: boolean, sums: MatmulSums | null): string {
     }
   }`;
   }
-  return /* wgsl */ `${UNIFORMS_WGSL}${SCALAR_BINDINGS_WGSL}${epilogueBindingsWGSL(bias, sums)}
+  const value = `acc[i][j]${bias ? ' + bias[batch * u.biasStride + col]' : ''}`;
+  return /* wgsl */ `${UNIFORMS_WGSL}${SCALAR_BINDINGS_WGSL}${epilogueBindingsWGSL(bias, sums, store)}
 const TILE = 64u;
 const TK = 16u;
 var<workgroup> aTile: array<f32, 1024>; // [TK][TILE]: aTile[kk * 64 + i] = a(row i of the tile, k)
@@ -526,7 +532,7 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_id) lid
     if (row >= u.M) { continue; }
     for (var j = 0u; j < 4u; j = j + 1u) {
       let col = tileCol + lid.x + 16u * j;
-      if (col < u.N) { out[outBase + row * u.N + col] = acc[i][j]${bias ? ' + bias[batch * u.biasStride + col]' : ''}; }
+      if (col < u.N) { ${storeWGSL(store, 'outBase + row * u.N + col', value, false)} }
     }
   }${sumStores}
 }
@@ -538,22 +544,31 @@ const sources = new Map<string, string>();
 const MATMUL_STORAGE: readonly StorageAccess[] = ['read', 'read', 'read_write'];
 
 /**
- * The WGSL of one (variant, layout, operand type, bias epilogue, sums epilogue: f32 operands only);
- * cached: each compiles into one pipeline.
+ * The WGSL of one (variant, layout, operand type, bias epilogue, sums epilogue: f32 operands only,
+ * store epilogue: not with sums); cached: each compiles into one pipeline.
  */
-export function matmulSource(variant: MatmulVariant, layout: MatmulLayout, type: MatmulOperandType = 'f32', bias = false, sums: MatmulSums | null = null): string {
-  const key = `${variant}/${layoutName(layout)}/${type}${bias ? '/bias' : ''}${sums ? `/${sums}` : ''}`;
+export function matmulSource(variant: MatmulVariant, layout: MatmulLayout, type: MatmulOperandType = 'f32', bias = false, sums: MatmulSums | null = null,
+  store: MatmulStoreEpilogue = {}): string {
+  const storeTag = storeEpilogueTag(store, '/');
+  if (storeTag) {
+    checkStoreEpilogue(store);
+    if (sums) throw new Error('matmul: the sums epilogue has no store epilogue (activation or residual)');
+  } else if (store.keepPre) {
+    throw new Error('matmul: keepPre needs an activation');
+  }
+  const key = `${variant}/${layoutName(layout)}/${type}${bias ? '/bias' : ''}${sums ? `/${sums}` : ''}${storeTag}`;
   let code = sources.get(key);
   if (code === undefined) {
     // A bias gradient from f16-rounded values would lose precision the unfused reduce keeps.
     if (sums && type !== 'f32') throw new Error(`matmul: the sums epilogue needs f32 operands (got ${type})`);
     if (variant === 'tiled64') {
       if (type !== 'f32') throw new Error('matmul: tiled64 has no f16 form');
-      code = tiledWGSL(bias, sums);
+      code = tiledWGSL(bias, sums, store);
     } else if (isTile(variant)) {
-      code = tileWGSL(TILES[variant], layout, type, bias, UNIFORMS_WGSL + epilogueBindingsWGSL(bias, sums), sums);
+      const prelude = UNIFORMS_WGSL + epilogueBindingsWGSL(bias, sums, store, layout.out ? 'vec4<f32>' : 'f32');
+      code = tileWGSL(TILES[variant], layout, type, bias, prelude, sums, store);
     } else {
-      code = registerBlockedWGSL(SPECS[variant], layout, type, bias, sums);
+      code = registerBlockedWGSL(SPECS[variant], layout, type, bias, sums, store);
     }
     sources.set(key, code);
   }
@@ -574,8 +589,12 @@ export function supportsOperandType(variant: MatmulVariant, type: MatmulOperandT
  * With sums (f32 operands only), one more binding [sums: read_write, f32 [batch, n] for 'colsOfB',
  * [batch, m] for 'rowsOfA'] receives, per batch element, Σ_k op(b)[k, j] or Σ_k op(a)[i, k]. The
  * product is the same with or without sums.
+ * With a store epilogue (not with sums; see matmulEpilogue.ts): out = act(v) for v the value
+ * stored without it, and with keepPre one more binding [pre: read_write, like out] receiving v;
+ * or out = residual + v, one more binding [residual: read, like out].
  */
-export function matmulLaunch(p: MatmulParams, variant: MatmulVariant = chooseMatmulVariant(p, true), type: MatmulOperandType = 'f32', bias = false, sums: MatmulSums | null = null): Launch {
+export function matmulLaunch(p: MatmulParams, variant: MatmulVariant = chooseMatmulVariant(p, true), type: MatmulOperandType = 'f32', bias = false, sums: MatmulSums | null = null,
+  store: MatmulStoreEpilogue = {}): Launch {
   const { m, n, k, batchShape } = p;
   const rank = batchShape.length;
   if (rank > MATMUL_MAX_BATCH_RANK || p.aBatchStrides.length !== rank || p.bBatchStrides.length !== rank) {
@@ -610,9 +629,9 @@ export function matmulLaunch(p: MatmulParams, variant: MatmulVariant = chooseMat
   const suffix = variant === 'tiled64' ? '' : ` ${layoutName(layout)}`;
   return {
     kernel: {
-      name: `matmul[${variant}${suffix}${type === 'f16' ? ' f16' : ''}${bias ? ' +bias' : ''}${sums ? ` +${sums}` : ''}]`,
-      code: matmulSource(variant, layout, type, bias, sums),
-      storage: [...MATMUL_STORAGE, ...(bias ? ['read' as const] : []), ...(sums ? ['read_write' as const] : [])],
+      name: `matmul[${variant}${suffix}${type === 'f16' ? ' f16' : ''}${bias ? ' +bias' : ''}${sums ? ` +${sums}` : ''}${storeEpilogueTag(store, ' +')}]`,
+      code: matmulSource(variant, layout, type, bias, sums, store),
+      storage: [...MATMUL_STORAGE, ...(bias ? ['read' as const] : []), ...storeEpilogueStorage(store), ...(sums ? ['read_write' as const] : [])],
     },
     uniforms: packUniforms(empty ? fields.map(([t], i) => [t, i < 4 ? 0 : 1] as UniformField) : fields),
     workgroups: [colGroups, y, z],

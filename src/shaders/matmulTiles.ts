@@ -17,10 +17,11 @@
 //
 // The sums epilogue (see matmul.ts) adds up the workgroup-memory vec4 of b (of a) that each k-step
 // reads anyway; the invocations of the first row tile with lid.y = 0 (of the first column tile
-// with lid.x = 0) write them.
+// with lid.x = 0) write them. The store epilogues (activation, residual) are matmulEpilogue.ts's.
 
 import type { MatmulSums } from '../tensor/backend.js';
 import type { MatmulLayout, MatmulOperandType } from './matmul.js';
+import { storeWGSL, type MatmulStoreEpilogue } from './matmulEpilogue.js';
 
 export interface TileSpec {
   /** Output rows and columns per workgroup, k per staged tile. */
@@ -112,10 +113,11 @@ function stage(side: 'a' | 'b', form: 'alongX' | 'alongK' | 'scalar', extent: nu
 
 /**
  * WGSL of one tile variant. `prelude` is the shared uniforms struct with batchOffsets() and the
- * epilogue bindings (bias when `bias`, sums when `sums`; src/shaders/matmul.ts). Dispatch: x =
- * column tiles, y = row tiles × batch folds, z = batch.
+ * epilogue bindings (bias when `bias`, sums when `sums`, those of `store`; src/shaders/matmul.ts).
+ * Dispatch: x = column tiles, y = row tiles × batch folds, z = batch.
  */
-export function tileWGSL(s: TileSpec, L: MatmulLayout, type: MatmulOperandType, bias: boolean, prelude: string, sums: MatmulSums | null = null): string {
+export function tileWGSL(s: TileSpec, L: MatmulLayout, type: MatmulOperandType, bias: boolean, prelude: string, sums: MatmulSums | null = null,
+  store: MatmulStoreEpilogue = {}): string {
   const { bm, bn, bk, tm, tn } = s;
   const th = tileThreads(s);
   const threads = th.x * th.y;
@@ -166,10 +168,10 @@ export function tileWGSL(s: TileSpec, L: MatmulLayout, type: MatmulOperandType, 
     for (let v = 0; v < gn; v++) {
       const col = colOf(v);
       if (L.out) {
-        stores.push(`      { let col = ${col}; if (col < u.N) { out[(outBase + row * u.N + col) / 4u] = ${acc(i, v)}${plus(v)}; } }`);
+        stores.push(`      { let col = ${col}; if (col < u.N) { ${storeWGSL(store, '(outBase + row * u.N + col) / 4u', `${acc(i, v)}${plus(v)}`, true)} } }`);
       } else {
         stores.push(`      { let col = ${col}; let o = outBase + row * u.N + col; let r = ${acc(i, v)}${plus(v)};`);
-        for (let c = 0; c < 4; c++) stores.push(`        if (col + ${R(c)} < u.N) { out[o + ${R(c)}] = r.${lanes[c]}; }`);
+        for (let c = 0; c < 4; c++) stores.push(`        if (col + ${R(c)} < u.N) { ${storeWGSL(store, `o + ${R(c)}`, `r.${lanes[c]}`, false)} }`);
         stores.push('      }');
       }
     }

@@ -22,9 +22,17 @@ export function noGrad<T>(fn: () => T): T {
   }
 }
 
+/**
+ * Whether record() will attach a node for these inputs (recording on, some input requiring a
+ * gradient): an op asks before its forward to skip outputs only its backward would read.
+ */
+export function willRecord(inputs: readonly Tensor[]): boolean {
+  return gradEnabled && inputs.some((t) => t.requiresGrad);
+}
+
 /** Attaches a node to out when recording is on and some input requires a gradient. */
 export function record(op: string, out: Tensor, inputs: readonly Tensor[], backward: GradNode['backward'], saved: readonly Tensor[] = []): Tensor {
-  if (gradEnabled && inputs.some((t) => t.requiresGrad)) {
+  if (willRecord(inputs)) {
     out.requiresGrad = true;
     out.node = { op, inputs, needsGrad: inputs.map((t) => t.requiresGrad), saved, backward };
   }

@@ -60,6 +60,25 @@ export interface MatmulParams {
  */
 export type MatmulSums = 'colsOfB' | 'rowsOfA';
 
+/** The activations a matmul epilogue can apply: GELU, erf or tanh form (UnaryOp names). */
+export type MatmulActivation = 'gelu' | 'geluTanh';
+
+/**
+ * What matmulEpilogue does to each output value v = op(a)·op(b) (+ bias) as it is stored, each
+ * step rounded where the unfused ops round, so the result equals them bit for bit: at most one of
+ * an activation and a residual.
+ */
+export interface MatmulEpilogue {
+  /** n values added to every output row, as matmul's bias (per batch element with p.biasBatchStride). */
+  bias?: Storage | null;
+  /** out = unary(activation, v). */
+  activation?: MatmulActivation | null;
+  /** With an activation: also return pre = v (the activation's input, which its backward needs). */
+  keepPre?: boolean;
+  /** out = binary('add', residual, v); residual contiguous [...batchShape, m, n], the operands' dtype. */
+  residual?: Storage | null;
+}
+
 export interface AdamWParams {
   lr: number;
   beta1: number;
@@ -92,6 +111,15 @@ export interface AttentionParams {
 /** Throws unless a reduce scale, if any, goes with a float sum (a backend's guard). */
 export function checkReduceScale(backend: string, op: ReduceOp, dtype: DType, scale: number | undefined): void {
   if (scale !== undefined && (op !== 'sum' || dtype === 'i32')) throw new Error(`${backend} reduce: a scale needs a float sum, got ${op} of ${dtype}`);
+}
+
+/** Throws unless e is a supported epilogue whose residual fits the output of p (a backend's guard). */
+export function checkMatmulEpilogue(backend: string, e: MatmulEpilogue, p: MatmulParams, dtype: DType): void {
+  if (e.activation && e.residual) throw new Error(`${backend} matmulEpilogue: an activation and a residual in one epilogue are not supported`);
+  if (e.keepPre && !e.activation) throw new Error(`${backend} matmulEpilogue: keepPre needs an activation`);
+  const size = p.batchShape.reduce((s, d) => s * d, 1) * p.m * p.n;
+  const r = e.residual;
+  if (r && (r.dtype !== dtype || r.size !== size)) throw new Error(`${backend} matmulEpilogue: residual ${r.dtype}[${r.size}] does not match the output ${dtype}[${size}]`);
 }
 
 /** AttentionParams for the packed self-attention layout. */
@@ -176,6 +204,12 @@ export interface Backend {
    * equals matmul's.
    */
   matmulWithSums(a: Storage, b: Storage, p: MatmulParams, sums: MatmulSums, bias?: Storage | null): { out: Storage; sums: Storage };
+  /**
+   * matmul with more epilogue (see MatmulEpilogue): a GELU after the bias, or a residual added, in
+   * the same kernel where the backend can, saving the pass over the output that unary or binary
+   * would make. pre is null unless e.keepPre.
+   */
+  matmulEpilogue(a: Storage, b: Storage, p: MatmulParams, e: MatmulEpilogue): { out: Storage; pre: Storage | null };
 
   /** x viewed as [outer, dim, inner]; out[o, j, i] = x[o, idx[j], i], shape [outer, nIdx, inner]. */
   indexSelect(x: Storage, idx: Storage, outer: number, dim: number, inner: number): Storage;

@@ -3,7 +3,10 @@
 // operand layout, vec4 or strided, comes up), including a batch past 65535 workgroups; and so do
 // the f16-operand forms, against the CPU on the same operands rounded to f16. The same holds with
 // the sums epilogue (each variant's operand sums against the CPU's matmulWithSums), whose product
-// is bit for bit the product without it.
+// is bit for bit the product without it. The store epilogues (a GELU, erf or tanh form, with or
+// without the pre-activation kept; a residual added) equal the unfused kernels (matmul with its
+// bias, then the unary GELU or the binary add) bit for bit, in every variant and output layout,
+// f32 and f16 operands, and the CPU's matmulEpilogue within tolerance.
 
 import fc from 'fast-check';
 import { afterAll, describe, expect, it } from 'vitest';
@@ -11,6 +14,8 @@ import {
   chooseMatmulVariant, layoutName, MATMUL_VARIANT_FEATURE, MATMUL_VARIANTS, matmulCandidates, matmulLaunch, matmulLayout,
   matmulWorkgroupBytes, packF16Launch, supportsOperandType, type MatmulOperandType, type MatmulVariant,
 } from '../../src/shaders/matmul.js';
+import { binaryLaunch, unaryLaunch } from '../../src/shaders/elementwise.js';
+import type { MatmulStoreEpilogue } from '../../src/shaders/matmulEpilogue.js';
 import type { MatmulParams, MatmulSums } from '../../src/tensor/backend.js';
 import { CpuBackend } from '../../src/tensor/backends/cpu/index.js';
 import { expectClose, maxAbs, nanFilled, openHarness, seededFloats } from '../helpers/kernelHarness.js';
@@ -111,8 +116,11 @@ function paramsOf(c: Case): { p: MatmulParams; aCount: number; bCount: number; b
   return { p, aCount: aShape.reduce((x, y) => x * y, 1), bCount: bShape.reduce((x, y) => x * y, 1), batch: c.batch.reduce((x, y) => x * y, 1) };
 }
 
-/** With unchangedProduct (and c.sums), also runs the kernel without sums and expects the same product bits. */
-async function check(c: Case, variant: MatmulVariant, type: MatmulOperandType = 'f32', unchangedProduct = false): Promise<void> {
+/**
+ * A case's operands (a and b as the CPU sees them: rounded to f16 for f16 operands; `inputs` as
+ * the kernel reads them) and its bias.
+ */
+function operands(c: Case, type: MatmulOperandType) {
   const { m, n, k } = c;
   const { p, aCount, bCount, batch } = paramsOf(c);
   let a = seededFloats(aCount * m * k, c.seed);
@@ -128,6 +136,18 @@ async function check(c: Case, variant: MatmulVariant, type: MatmulOperandType = 
   const perBatch = !!c.bias && !!c.biasPerBatch;
   if (perBatch) p.biasBatchStride = n;
   const bias = c.bias ? seededFloats(perBatch ? batch * n : n, c.seed + 2, 3) : null;
+  return { p, batch, a, b, inputs, bias };
+}
+
+/** The error bound of a product (with its bias) against the CPU's float64 one, see check(). */
+function productTol(k: number, a: Float32Array, b: Float32Array, bias: Float32Array | null): number {
+  return 2.5e-7 * k * Math.sqrt(k) * maxAbs(a) * maxAbs(b) + 1e-7 + (bias ? 1.2e-7 * (maxAbs(bias) + k * maxAbs(a) * maxAbs(b)) : 0);
+}
+
+/** With unchangedProduct (and c.sums), also runs the kernel without sums and expects the same product bits. */
+async function check(c: Case, variant: MatmulVariant, type: MatmulOperandType = 'f32', unchangedProduct = false): Promise<void> {
+  const { m, n, k } = c;
+  const { p, batch, a, b, inputs, bias } = operands(c, type);
   const sumsLen = batch * (c.sums === 'colsOfB' ? n : m);
   const bufs = [...inputs, nanFilled(batch * m * n), ...(bias ? [bias] : [])];
   const [, , out, ...rest] = await h!.run(matmulLaunch(p, variant, type, !!bias, c.sums ?? null), [...bufs, ...(c.sums ? [nanFilled(sumsLen)] : [])], c.sums ? [2, bufs.length] : [2]);
@@ -137,7 +157,7 @@ async function check(c: Case, variant: MatmulVariant, type: MatmulOperandType = 
   // relative to that sum in practice (k·eps in the worst case), so allow 2·eps·k^1.5·max|a|·max|b|.
   // (The f16 forms multiply the same rounded values exactly in f32, so the bound is the same.)
   // The bias is added to the rounded product: one more rounding of a value up to |bias| + k·|a|·|b|.
-  const tol = 2.5e-7 * k * Math.sqrt(k) * maxAbs(a) * maxAbs(b) + 1e-7 + (bias ? 1.2e-7 * (maxAbs(bias) + k * maxAbs(a) * maxAbs(b)) : 0);
+  const tol = productTol(k, a, b, bias);
   const name = `matmul[${variant} ${layoutName(matmulLayout(p, variant))} ${type}${bias ? ' +bias' : ''}${c.sums ? ` +${c.sums}` : ''}] ${JSON.stringify(c)}`;
   expectClose(name, out!, want, () => tol);
   if (c.sums) {
@@ -150,6 +170,51 @@ async function check(c: Case, variant: MatmulVariant, type: MatmulOperandType = 
     const [, , plain] = await h!.run(matmulLaunch(p, variant, type, !!bias), bufs, [2]);
     expect(Array.from(out!), `${name}: product with sums = without`).toEqual(Array.from(plain!));
   }
+}
+
+/** The store epilogues under test: an activation (with its input kept, or not) or a residual. */
+type StoreForm = 'gelu' | 'gelu+pre' | 'geluTanh' | 'geluTanh+pre' | 'residual';
+const STORE_FORMS: readonly StoreForm[] = ['gelu', 'gelu+pre', 'geluTanh', 'geluTanh+pre', 'residual'];
+
+function storeOf(form: StoreForm): MatmulStoreEpilogue {
+  if (form === 'residual') return { residual: true };
+  const [activation, pre] = form.split('+') as ['gelu' | 'geluTanh', string | undefined];
+  return { activation, keepPre: pre === 'pre' };
+}
+
+const bits = (x: ArrayLike<number>) => Array.from(new Uint32Array(Float32Array.from(x).buffer));
+
+/**
+ * The store epilogue `form` of a variant on case c: out (and pre) bit for bit the unfused kernels'
+ * (the same variant's matmul with the bias, then the unary GELU on its output, or the binary add of
+ * the residual and it), and within tolerance of the CPU's matmulEpilogue.
+ */
+async function checkStore(c: Case, variant: MatmulVariant, form: StoreForm, type: MatmulOperandType = 'f32'): Promise<void> {
+  const { m, n, k } = c;
+  const { p, batch, a, b, inputs, bias } = operands(c, type);
+  const store = storeOf(form);
+  const size = batch * m * n;
+  const residual = store.residual ? seededFloats(size, c.seed + 3, 4) : null;
+  const extra = residual ?? (store.keepPre ? nanFilled(size) : null);
+  const bufs = [...inputs, nanFilled(size), ...(bias ? [bias] : []), ...(extra ? [extra] : [])];
+  const got = await h!.run(matmulLaunch(p, variant, type, !!bias, null, store), bufs, [2, ...(store.keepPre ? [bufs.length - 1] : [])]);
+  const out = got[2]!;
+  const [, , plain] = await h!.run(matmulLaunch(p, variant, type, !!bias), [...inputs, nanFilled(size), ...(bias ? [bias] : [])], [2]);
+  const unfused = store.activation
+    ? (await h!.run(unaryLaunch(store.activation, 'f32', size), [plain!, nanFilled(size)]))[1]!
+    : (await h!.run(binaryLaunch('add', 'f32', [size], [1], [1]), [residual!, plain!, nanFilled(size)]))[2]!;
+  const name = `matmul[${variant} ${layoutName(matmulLayout(p, variant))} ${type}${bias ? ' +bias' : ''} +${form}] ${JSON.stringify(c)}`;
+  expect(bits(out), `${name}: fused = unfused`).toEqual(bits(unfused));
+  if (store.keepPre) expect(bits(got[bufs.length - 1]!), `${name}: pre = the plain product`).toEqual(bits(plain!));
+  const [ca, cb] = [cpu.upload('f32', a), cpu.upload('f32', b)];
+  const e = { bias: bias ? cpu.upload('f32', bias) : null, activation: store.activation, residual: residual ? cpu.upload('f32', residual) : null };
+  const want = cpu.readSync(cpu.matmulEpilogue(ca, cb, p, e).out);
+  // GELU's slope is at most 1.13, and its erf within 5e-7 absolute (elementwise.ts) of the CPU's,
+  // times |x|/2; the residual add rounds once more.
+  const tol = productTol(k, a, b, bias);
+  const big = maxAbs(plain!);
+  const bound = store.activation ? 1.2 * tol + 5e-7 * (1 + big) : tol + 1.2e-7 * (maxAbs(residual!) + big);
+  expectClose(name, out, want, () => bound);
 }
 
 const dim = fc.integer({ min: 1, max: 3 });
@@ -220,6 +285,52 @@ describe.skipIf(!h)('matmul WGSL', () => {
     }
   }
 
+  // The store epilogues: each form on both output layouts (vec4 rows, n % 4 = 0, and scalar
+  // rows), with and without a bias (one per batch element too); the operand layouts (which the
+  // store does not depend on) come up in the random cases after.
+  const storeCases = (seed: number): Case[] => [
+    { batch: [2], aBroadcast: [false], bBroadcast: [true], m: 9, n: 12, k: 8, transA: false, transB: false, seed, bias: true },
+    { batch: [], aBroadcast: [], bBroadcast: [], m: 6, n: 7, k: 5, transA: true, transB: true, seed: seed + 10 },
+    { batch: [3], aBroadcast: [false], bBroadcast: [false], m: 13, n: 20, k: 12, transA: true, transB: false, seed: seed + 20, bias: true, biasPerBatch: true },
+    { batch: [2], aBroadcast: [true], bBroadcast: [false], m: 5, n: 9, k: 16, transA: false, transB: true, seed: seed + 30, bias: true },
+  ];
+  const storeFormArb = fc.constantFrom(...STORE_FORMS);
+  // The big tiles store through the same code as tile64x64 (matmulTiles.ts, only the block size
+  // differs) and compile for seconds each on lavapipe: three forms for them, one per output path.
+  const bigTile = (v: MatmulVariant) => v.startsWith('tile128');
+  for (const variant of MATMUL_VARIANTS) {
+    it(`${variant} store epilogues (GELU erf or tanh, the pre-activation kept or not; a residual) equal the unfused kernels bit for bit on both output layouts`, async (t) => {
+      if (!available(variant)) t.skip();
+      if (bigTile(variant)) {
+        await checkStore(storeCases(1)[0]!, variant, 'gelu+pre');
+        await checkStore(storeCases(2)[1]!, variant, 'geluTanh');
+        await checkStore(storeCases(3)[3]!, variant, 'residual');
+        return;
+      }
+      // Each form on a vec4-row case and a scalar-row one (cases alternate between the two).
+      for (const [i, form] of STORE_FORMS.entries()) {
+        const cases = storeCases(100 * i);
+        await checkStore(cases[i % 2]!, variant, form);
+        await checkStore(cases[2 + ((i + 1) % 2)]!, variant, form);
+      }
+    }, 2 * COLD_COMPILE_LIMIT);
+
+    it(`${variant} store epilogues on random batched, broadcast, transposed shapes`, async (t) => {
+      if (!available(variant)) t.skip();
+      await fc.assert(fc.asyncProperty(caseArb, storeFormArb, (c, form) => checkStore(c, variant, form)), { numRuns: bigTile(variant) ? 1 : 2, interruptAfterTimeLimit: COLD_COMPILE_LIMIT });
+    }, 2 * COLD_COMPILE_LIMIT);
+
+    if (supportsOperandType(variant, 'f16')) {
+      it(`${variant} store epilogues with f16 operands equal the unfused kernels bit for bit`, async (t) => {
+        if (!available(variant) || !hasF16()) t.skip();
+        await checkStore(storeCases(7)[0]!, variant, 'geluTanh+pre', 'f16');
+        if (bigTile(variant)) return;
+        await checkStore(storeCases(8)[1]!, variant, 'gelu', 'f16');
+        await checkStore(storeCases(9)[2]!, variant, 'residual', 'f16');
+      }, 2 * COLD_COMPILE_LIMIT);
+    }
+  }
+
   // The sizes above fit one 128×128 tile; these span several tiles in m, n and k (both tile
   // buffers in turn, partial edge tiles) for the workgroup-memory variants.
   const bigSize = fc.oneof(fc.integer({ min: 100, max: 300 }), fc.integer({ min: 25, max: 75 }).map((x) => 4 * x));
@@ -251,6 +362,13 @@ describe.skipIf(!h)('matmul WGSL', () => {
     await check({ ...base, m: 3, n: 4, k: 4, batch: [1] }, 'register4x4');
     expect(h!.pipelineCount()).toBe(after);
     expect(after - before).toBeLessThanOrEqual(1);
+  });
+
+  it('a store epilogue takes an activation or a residual, not both, nor sums; keepPre needs an activation', () => {
+    const p: MatmulParams = { batchShape: [], aBatchStrides: [], bBatchStrides: [], m: 4, n: 4, k: 4, transA: false, transB: false };
+    expect(() => matmulLaunch(p, 'register4x4', 'f32', true, null, { activation: 'gelu', residual: true })).toThrow(/activation and a residual/);
+    expect(() => matmulLaunch(p, 'register4x4', 'f32', true, null, { keepPre: true })).toThrow(/keepPre/);
+    expect(() => matmulLaunch(p, 'register4x4', 'f32', false, 'colsOfB', { residual: true })).toThrow(/sums.*store epilogue/);
   });
 
   it('the sums epilogue has no f16-operand form (the backend sums the f32 operand instead)', () => {

@@ -58,9 +58,15 @@ export const reciprocal = (x: Tensor): Tensor => unary('reciprocal', x, (g, y) =
 /** GELU, exact erf form by default, or the tanh approximation (GPT-2's). */
 export function gelu(x: Tensor, approximate: 'none' | 'tanh' = 'none'): Tensor {
   requireFloat('gelu', x);
-  // The backward is one pass, g · gelu'(x), rather than gelu'(x) and then a product.
-  const back = approximate === 'tanh' ? 'geluTanhBackward' : 'geluBackward';
-  return unary(approximate === 'tanh' ? 'geluTanh' : 'gelu', x, (g) => binaryRaw(back, x, g));
+  return unary(approximate === 'tanh' ? 'geluTanh' : 'gelu', x, (g) => geluBackwardOf(x, g, approximate));
+}
+
+/**
+ * gelu's backward, g · gelu'(x), in one pass (rather than gelu'(x) and then a product), recording
+ * nothing: also the backward of ops that apply a GELU in a fused kernel (matmulT's epilogue).
+ */
+export function geluBackwardOf(x: Tensor, g: Tensor, approximate: 'none' | 'tanh'): Tensor {
+  return binaryRaw(approximate === 'tanh' ? 'geluTanhBackward' : 'geluBackward', x, g);
 }
 
 /** x ** p for a scalar exponent. */

@@ -1,7 +1,8 @@
 // matmul and matmulT: gradients for broadcast batch dims, every transA/transB combination and the
 // 1-D cases; forward properties against a naive product and associativity; a linear layer's bias
 // gradient taken from its weight-gradient matmul (equal to the separate reduce, on the CPU and on
-// WebGPU, where it costs no dispatch of its own).
+// WebGPU, where it costs no dispatch of its own); the GELU and residual epilogues: gradients, equal
+// to the separate ops, the pre-activation stored only for a backward, one dispatch fewer on WebGPU.
 
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
@@ -122,6 +123,86 @@ describe('matmul: gradients', () => {
       return fc.tuple(valuesArb(sizeOfShape(sa)), valuesArb(sizeOfShape(sb))).map(([a, b]) => ({ sa, sb, a, b }));
     });
     await gradProperty(arb, (c) => ({ fn: T.matmul, inputs: [input(c.a, c.sa), input(c.b, c.sb)] }), { numRuns: RUNS });
+  });
+});
+
+// ---- the GELU and residual epilogues ----
+
+const activationArb = fc.constantFrom<'gelu' | 'geluTanh'>('gelu', 'geluTanh');
+/** A matmul case with an optional bias ([n] or one per matrix) and a residual of the output's shape. */
+const epilogueCaseArb = matmulCaseArb.chain((c) => {
+  const out = [...c.batch, c.m, c.n];
+  return fc.record({
+    bias: fc.option(fc.constantFrom<'shared' | 'perBatch'>('shared', 'perBatch'), { nil: null }),
+    biasValues: valuesArb(sizeOfShape(c.batch) * c.n),
+    residual: valuesArb(sizeOfShape(out)),
+    activation: activationArb,
+  }).map((e) => ({ ...c, ...e, out, sbias: e.bias === 'perBatch' ? [...c.batch, c.n] : [c.n] }));
+});
+type EpilogueCase = typeof epilogueCaseArb extends fc.Arbitrary<infer C> ? C : never;
+const biasData = (c: EpilogueCase) => (c.bias === 'perBatch' ? c.biasValues : c.biasValues.slice(0, c.n));
+
+describe('matmul: the GELU and residual epilogues', () => {
+  it('gradient of matmulT with a GELU epilogue (erf or tanh form, with or without a bias, every transpose, broadcast batches) matches central differences', async () => {
+    await gradProperty(epilogueCaseArb, (c) => ({
+      fn: (a, b, bias) => T.matmulT(a, b, c.transA, c.transB, c.bias ? bias : null, { activation: c.activation }),
+      inputs: [input(c.a, c.sa), input(c.b, c.sb), input(biasData(c), c.sbias)],
+      skip: c.bias ? [] : [2],
+    }), { numRuns: 30 });
+  });
+
+  it('gradient of matmulT with a residual epilogue (with or without a bias; the residual of the output\'s shape or flattened to [rows, n], as linear passes it) matches central differences, the residual\'s included', async () => {
+    await gradProperty(fc.tuple(epilogueCaseArb, fc.boolean()), ([c, flat]) => ({
+      fn: (a, b, r, bias) => T.matmulT(a, b, c.transA, c.transB, c.bias ? bias : null, { residual: r }),
+      inputs: [input(c.a, c.sa), input(c.b, c.sb), input(c.residual, flat ? [sizeOfShape(c.out) / c.n, c.n] : c.out), input(biasData(c), c.sbias)],
+      skip: c.bias ? [] : [3],
+    }), { numRuns: 40 });
+  });
+
+  it('the epilogues equal the separate ops in f64, values and gradients: gelu(matmulT(...)) and add(residual, matmulT(...))', async () => {
+    await fc.assert(fc.asyncProperty(epilogueCaseArb, fc.boolean(), async (c, residualForm) => {
+      const run = (fused: boolean) => T.tidy(() => {
+        const a = T.tensor(c.a, c.sa, { dtype: 'f64', requiresGrad: true });
+        const b = T.tensor(c.b, c.sb, { dtype: 'f64', requiresGrad: true });
+        const bias = c.bias ? T.tensor(biasData(c), c.sbias, { dtype: 'f64', requiresGrad: true }) : null;
+        const r = T.tensor(c.residual, c.out, { dtype: 'f64', requiresGrad: true });
+        let y: T.Tensor;
+        if (residualForm) y = fused ? T.matmulT(a, b, c.transA, c.transB, bias, { residual: r }) : T.add(r, T.matmulT(a, b, c.transA, c.transB, bias));
+        else y = fused ? T.matmulT(a, b, c.transA, c.transB, bias, { activation: c.activation }) : T.gelu(T.matmulT(a, b, c.transA, c.transB, bias), c.activation === 'geluTanh' ? 'tanh' : 'none');
+        const w = T.tensor(Array.from({ length: y.size }, (_, j) => Math.sin(j + 1)), y.shape, { dtype: 'f64' });
+        T.sum(T.mul(y, w)).backward();
+        return [y, a.grad!, b.grad!, ...(bias ? [bias.grad!] : []), ...(residualForm ? [r.grad!] : [])].map((t) => Array.from(t.dataSync()));
+      });
+      expect(run(true)).toEqual(run(false));
+    }), { numRuns: RUNS });
+  });
+
+  it('the GELU epilogue stores the pre-activation only when a gradient will be recorded (not under noGrad, nor without an input requiring one)', () => {
+    const seen: boolean[] = [];
+    const backend = new T.CpuBackend();
+    const inner = backend.matmulEpilogue.bind(backend);
+    backend.matmulEpilogue = (a, b, p, e) => {
+      const r = inner(a, b, p, e);
+      seen.push(r.pre !== null);
+      return r;
+    };
+    T.tidy(() => {
+      const opts = { backend, requiresGrad: true };
+      const [x, w] = [T.tensor([1, 2, 3, 4], [2, 2], opts), T.tensor([0.5, -1, 2, 0.25], [2, 2], opts)];
+      T.matmulT(x, w, false, false, null, { activation: 'gelu' });
+      T.noGrad(() => T.matmulT(x, w, false, false, null, { activation: 'gelu' }));
+      T.matmulT(T.tensor([1, 2, 3, 4], [2, 2], { backend }), T.tensor([1, 2, 3, 4], [2, 2], { backend }), false, false, null, { activation: 'geluTanh' });
+    });
+    expect(seen).toEqual([true, false, false]);
+  });
+
+  it('an activation with a residual, or a residual not of the output\'s shape, throws naming matmul', () => {
+    T.tidy(() => {
+      const a = T.tensor([1, 2, 3, 4, 5, 6], [2, 3]);
+      const b = T.tensor([1, 2, 3, 4, 5, 6], [3, 2]);
+      expect(() => T.matmulT(a, b, false, false, null, { activation: 'gelu', residual: T.zeros([2, 2]) })).toThrow(/matmul: an activation and a residual/);
+      expect(() => T.matmulT(a, b, false, false, null, { residual: T.zeros([2]) })).toThrow(/matmul: residual \[2\] must have the output's shape \[2, 2\]/);
+    });
   });
 });
 
@@ -283,6 +364,41 @@ describeGpu('matmul: the bias gradient from the weight-gradient matmul (WebGPU)'
     }
     await gpu.sync();
   });
+});
+
+describeGpu('matmul: the GELU and residual epilogues on WebGPU', () => {
+  it('equal the separate ops bit for bit, values and gradients, with one forward dispatch fewer and no backward dispatch more', async () => {
+    await fc.assert(fc.asyncProperty(epilogueCaseArb, fc.boolean(), async (c, residualForm) => {
+      const bitsOf = async (ts: T.Tensor[]) => Promise.all(ts.map(async (t) => Array.from(new Uint32Array(Float32Array.from(await t.data()).buffer))));
+      const run = async (fused: boolean) => {
+        const opts = { backend: gpu, requiresGrad: true };
+        const a = T.tensor(c.a, c.sa, opts);
+        const b = T.tensor(c.b, c.sb, opts);
+        const bias = c.bias ? T.tensor(biasData(c), c.sbias, opts) : null;
+        const r = T.tensor(c.residual, c.out, opts);
+        const w = T.tensor(Array.from({ length: sizeOfShape(c.out) }, (_, j) => Math.sin(j + 1)), c.out, { backend: gpu });
+        gpu.resetCounters();
+        let y: T.Tensor;
+        if (residualForm) y = fused ? T.matmulT(a, b, c.transA, c.transB, bias, { residual: r }) : T.add(r, T.matmulT(a, b, c.transA, c.transB, bias));
+        else y = fused ? T.matmulT(a, b, c.transA, c.transB, bias, { activation: c.activation }) : T.gelu(T.matmulT(a, b, c.transA, c.transB, bias), c.activation === 'geluTanh' ? 'tanh' : 'none');
+        const forward = gpu.counters().dispatches;
+        const loss = T.sum(T.mul(y, w));
+        gpu.resetCounters();
+        loss.backward();
+        const backward = gpu.counters().dispatches;
+        const values = await bitsOf([y, a.grad!, b.grad!, ...(bias ? [bias.grad!] : []), ...(residualForm ? [r.grad!] : [])]);
+        [a, b, r, w, y, loss, ...(bias ? [bias] : [])].forEach((t) => t.dispose());
+        return { forward, backward, values };
+      };
+      const [fused, plain] = [await run(true), await run(false)];
+      expect(fused.values).toEqual(plain.values);
+      expect(plain.forward - fused.forward).toBe(1);
+      // The same backward kernels; with a residual the separate add hands one gradient to two
+      // inputs, so the leaf residual may get a copy of it that the fused op's single use saves.
+      if (residualForm) expect(plain.backward - fused.backward).toBeOneOf([0, 1]);
+      else expect(fused.backward).toBe(plain.backward);
+    }), { numRuns: 12, interruptAfterTimeLimit: 120_000 });
+  }, 150_000);
 });
 
 function seqValues(n: number): number[] {

@@ -1,7 +1,7 @@
 // The CPU reference backend: plain loops over Float32Array / Float64Array / Int32Array, written to
 // be read. Every WebGPU kernel is checked against these.
 
-import { checkPackedQKV, checkReduceScale, type AdamWParams, type AdamWUpdate, type AttentionGrads, type AttentionParams, type Backend, type BinaryOp, type DropoutActivation, type DropoutFusion, type MatmulParams, type MatmulSums, type MemoryStats, type PackedAttentionParams, type ReduceOp, type Storage, type UnaryOp } from '../../backend.js';
+import { checkMatmulEpilogue, checkPackedQKV, checkReduceScale, type AdamWParams, type AdamWUpdate, type AttentionGrads, type AttentionParams, type Backend, type BinaryOp, type DropoutActivation, type DropoutFusion, type MatmulEpilogue, type MatmulParams, type MatmulSums, type MemoryStats, type PackedAttentionParams, type ReduceOp, type Storage, type UnaryOp } from '../../backend.js';
 import { arrayFor, bytesPerElement, type DType, type TypedArray } from '../../dtype.js';
 import { contiguousStrides, sizeOf } from '../../shape.js';
 import { fillDropoutUniform, fillNormal, fillUniform } from '../../random/philox.js';
@@ -227,6 +227,23 @@ export class CpuBackend implements Backend {
       out.set(acc, bi * len);
     });
     return { out: this.matmul(a, b, p, bias), sums: this.wrap(a.dtype, out) };
+  }
+
+  /** The unfused ops in turn (the reference): matmul with its bias, then unary(activation) or binary('add', residual, ·). */
+  matmulEpilogue(a: Storage, b: Storage, p: MatmulParams, e: MatmulEpilogue): { out: Storage; pre: Storage | null } {
+    checkMatmulEpilogue('cpu', e, p, a.dtype);
+    const v = this.matmul(a, b, p, e.bias);
+    if (e.activation) {
+      const out = this.unary(e.activation, v);
+      if (e.keepPre) return { out, pre: v };
+      this.free(v);
+      return { out, pre: null };
+    }
+    if (!e.residual) return { out: v, pre: null };
+    const shape = [v.size];
+    const out = this.binary('add', e.residual, v, shape, [1], [1]);
+    this.free(v);
+    return { out, pre: null };
   }
 
   indexSelect(x: Storage, idx: Storage, outer: number, dim: number, inner: number): Storage {

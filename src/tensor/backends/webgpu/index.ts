@@ -5,7 +5,7 @@
 // The heavy methods (matmul, indexing, fused rows, random, AdamW) run the builders of src/shaders;
 // each builder documents its own storage order, which this file adapts to the contract.
 
-import { checkPackedQKV, checkReduceScale, type AdamWParams, type AdamWUpdate, type AttentionGrads, type AttentionParams, type Backend, type BinaryOp, type DropoutActivation, type DropoutFusion, type MatmulParams, type MatmulSums, type MemoryStats, type PackedAttentionParams, type ReduceOp, type Storage, type UnaryOp } from '../../backend.js';
+import { checkMatmulEpilogue, checkPackedQKV, checkReduceScale, type AdamWParams, type AdamWUpdate, type AttentionGrads, type AttentionParams, type Backend, type BinaryOp, type DropoutActivation, type DropoutFusion, type MatmulActivation, type MatmulEpilogue, type MatmulParams, type MatmulSums, type MemoryStats, type PackedAttentionParams, type ReduceOp, type Storage, type UnaryOp } from '../../backend.js';
 import { arrayFor, type DType, type TypedArray } from '../../dtype.js';
 import { contiguousStrides, sizeOf } from '../../shape.js';
 import { cpus } from 'node:os';
@@ -459,6 +459,12 @@ export class WebGPUBackend implements Backend {
     return this.runMatmul(a, b, p, bias ?? null, null).out;
   }
 
+  matmulEpilogue(a: Storage, b: Storage, p: MatmulParams, e: MatmulEpilogue): { out: Storage; pre: Storage | null } {
+    checkMatmulEpilogue('webgpu', e, p, a.dtype);
+    const { out, pre } = this.runMatmul(a, b, p, e.bias ?? null, null, { activation: e.activation ?? null, keepPre: !!e.keepPre, residual: e.residual ?? null });
+    return { out, pre };
+  }
+
   matmulWithSums(a: Storage, b: Storage, p: MatmulParams, sums: MatmulSums, bias?: Storage | null): { out: Storage; sums: Storage } {
     const r = this.runMatmul(a, b, p, bias ?? null, sums);
     return { out: r.out, sums: r.sums! };
@@ -469,34 +475,39 @@ export class WebGPUBackend implements Backend {
    * they come from the matmul kernel itself, except with f16 operands (the kernel has no f16 form:
    * it would add the f16-rounded values; the sums stay those of the f32 operand, as the unfused
    * reduce gave) and for an empty product (no kernel runs), where one strided reduce of the operand
-   * computes them.
+   * computes them. The store epilogue (activation or residual) runs in every variant and operand
+   * type; its bindings follow the bias.
    */
-  private runMatmul(a: Storage, b: Storage, p: MatmulParams, bias: Storage | null, sums: MatmulSums | null): { out: Storage; sums: Storage | null } {
+  private runMatmul(a: Storage, b: Storage, p: MatmulParams, bias: Storage | null, sums: MatmulSums | null,
+    store: { activation: MatmulActivation | null; keepPre: boolean; residual: Storage | null } = { activation: null, keepPre: false, residual: null }):
+    { out: Storage; sums: Storage | null; pre: Storage | null } {
     const batch = sizeOf(p.batchShape);
     const out = this.alloc(a.dtype, batch * p.m * p.n);
     const sumsOut = sums ? this.alloc(a.dtype, batch * (sums === 'colsOfB' ? p.n : p.m)) : null;
+    const pre = store.keepPre ? this.alloc(a.dtype, out.size) : null;
     const type: MatmulOperandType = a.dtype === 'f32' ? this.operandType : 'f32';
     const fused = sums !== null && out.size > 0 && type === 'f32';
     if (sums && !fused) this.operandSums(sums === 'colsOfB' ? b : a, p, sums, sumsOut!);
-    if (out.size === 0) return { out, sums: sumsOut };
+    if (out.size === 0) return { out, sums: sumsOut, pre };
     const q = this.mergeBatch(p);
     let variant = this.tuner?.choice(q, type);
     if (variant === undefined) {
       this.tuner?.request(q, type);
       variant = this.staticVariant(q, type);
     }
-    const epilogue = [...(bias ? [bias] : []), ...(fused ? [sumsOut!] : [])];
+    const epilogue = [...(bias ? [bias] : []), ...(store.residual ? [store.residual] : []), ...(pre ? [pre] : []), ...(fused ? [sumsOut!] : [])];
+    const flags = { activation: store.activation, keepPre: store.keepPre, residual: store.residual !== null };
     if (type === 'f16') {
       // Round both operands to f16 (packed pairs), multiply with f32 accumulation.
       const a16 = this.packF16(a);
       const b16 = this.packF16(b);
-      this.run(matmulLaunch(q, variant, 'f16', !!bias), [a16, b16, out, ...epilogue], out.size);
+      this.run(matmulLaunch(q, variant, 'f16', !!bias, null, flags), [a16, b16, out, ...epilogue], out.size);
       this.free(a16);
       this.free(b16);
     } else {
-      this.run(matmulLaunch(q, variant, 'f32', !!bias, fused ? sums : null), [a, b, out, ...epilogue], out.size);
+      this.run(matmulLaunch(q, variant, 'f32', !!bias, fused ? sums : null, flags), [a, b, out, ...epilogue], out.size);
     }
-    return { out, sums: sumsOut };
+    return { out, sums: sumsOut, pre };
   }
 
   /**

@@ -1,11 +1,11 @@
-// The WebGPU backend's heavy methods (matmul and matmulWithSums, indexSelect/indexAdd, softmax, layerNorm,
+// The WebGPU backend's heavy methods (matmul, matmulWithSums and matmulEpilogue, indexSelect/indexAdd, softmax, layerNorm,
 // gatherLogProbs and their backwards, random, dropoutMask, powerIteration, adamw) agree with the
 // CPU reference on the same inputs. Bounds: |gpu − cpu| <= abs + rel·|cpu|, stated per test (f32 on the GPU, f64
 // accumulation on the CPU for matmul and the layerNorm parameter gradients).
 
 import fc from 'fast-check';
 import { expect, it } from 'vitest';
-import type { MatmulSums, Storage } from '../../../../src/tensor/backend.js';
+import type { MatmulActivation, MatmulSums, Storage } from '../../../../src/tensor/backend.js';
 import { MATMUL_VARIANT_FEATURE, MATMUL_VARIANTS, matmulWorkgroupBytes, type MatmulVariant } from '../../../../src/shaders/matmul.js';
 import { tuneKey } from '../../../../src/tensor/backends/webgpu/matmulTuner.js';
 import { broadcastStrides, sizeOf } from '../../../../src/tensor/shape.js';
@@ -91,6 +91,84 @@ describeGpu('webgpu heavy kernels', () => {
       // the global 20 s.
     }), { numRuns: 40, interruptAfterTimeLimit: 240_000 });
   }, 300_000);
+
+  it('matmulEpilogue (GELU erf or tanh with or without the pre-activation; a residual) equals matmul then unary or binary add bit for bit, and the CPU within tolerance, whichever variant runs, f32 or f16 operands', async () => {
+    const variants = MATMUL_VARIANTS.filter((v) => {
+      const f = MATMUL_VARIANT_FEATURE[v];
+      return (f === undefined || gpu.device.features.has(f)) && matmulWorkgroupBytes(v) <= gpu.device.limits.maxComputeWorkgroupStorageSize;
+    });
+    const precisions = gpu.device.features.has('shader-f16') ? ['highest', 'medium'] as const : ['highest'] as const;
+    const size = fc.oneof(fc.integer({ min: 0, max: 9 }), fc.integer({ min: 10, max: 40 }));
+    const caseArb = fc.record({
+      batch: fc.constantFrom<number[]>([], [2], [3]), bOne: fc.boolean(), m: size, n: size, k: size, transA: fc.boolean(), transB: fc.boolean(),
+      form: fc.constantFrom<MatmulActivation | 'residual'>('gelu', 'geluTanh', 'residual'), keepPre: fc.boolean(), bias: fc.boolean(), biasPerBatch: fc.boolean(),
+      precision: fc.constantFrom(...precisions), variant: fc.constantFrom<MatmulVariant | 'static'>('static', ...variants), sd: seed,
+    });
+    await fc.assert(fc.asyncProperty(caseArb, async (c) => {
+      // tiled64 has no f16 form; the backend would not pick it there.
+      if (c.precision === 'medium' && c.variant === 'tiled64') return;
+      const { m, n, k } = c;
+      const bBatch = c.bOne ? c.batch.map(() => 1) : c.batch;
+      const perBatch = c.bias && c.biasPerBatch && c.batch.length > 0;
+      const p = {
+        batchShape: c.batch, m, n, k, transA: c.transA, transB: c.transB, biasBatchStride: perBatch ? n : 0,
+        aBatchStrides: broadcastStrides(c.batch, c.batch).map((s) => s * m * k),
+        bBatchStrides: broadcastStrides(bBatch, c.batch).map((s) => s * k * n),
+      };
+      const outSize = sizeOf(c.batch) * m * n;
+      const [ag, ac] = both('f32', seededValues(c.sd, sizeOf(c.batch) * m * k));
+      const [bg, bc] = both('f32', seededValues(c.sd + 1, sizeOf(bBatch) * k * n));
+      const [biasG, biasC] = c.bias ? both('f32', seededValues(c.sd + 2, perBatch ? sizeOf(c.batch) * n : n)) : [null, null];
+      const [resG, resC] = c.form === 'residual' ? both('f32', seededValues(c.sd + 3, outSize)) : [null, null];
+      const activation = c.form === 'residual' ? null : c.form;
+      const keepPre = activation !== null && c.keepPre;
+      if (c.variant !== 'static') {
+        gpu.setMatmulTuning(true);
+        gpu.matmulTuner!.record(tuneKey(p, c.precision === 'medium' ? 'f16' : 'f32'), c.variant);
+      }
+      gpu.setMatmulPrecision(c.precision);
+      try {
+        const got = gpu.matmulEpilogue(ag, bg, p, { bias: biasG, activation, keepPre, residual: resG });
+        expect(got.pre === null).toBe(!keepPre);
+        const plain = gpu.matmul(ag, bg, p, biasG);
+        const unfused = activation ? gpu.unary(activation, plain) : gpu.binary('add', resG!, plain, [outSize], [1], [1]);
+        const bitsOf = async (x: Storage) => Array.from(new Uint32Array(Float32Array.from(await gpu.read(x)).buffer));
+        const what = `${c.form}${keepPre ? '+pre' : ''} (${c.variant}, ${c.precision})`;
+        expect(await bitsOf(got.out), what).toEqual(await bitsOf(unfused));
+        if (got.pre) expect(await bitsOf(got.pre), `${what} pre`).toEqual(await bitsOf(plain));
+        const want = cpu.matmulEpilogue(ac, bc, p, { bias: biasC, activation, keepPre, residual: resC });
+        expect(want.pre === null).toBe(!keepPre);
+        if (c.precision === 'highest') {
+          // The product's bound (as matmul's above), then GELU (slope <= 1.13, erf within 5e-7 of the
+          // CPU's, times |x|) or the residual add (one more rounding).
+          const [go, co] = await readBoth(got.out, want.out);
+          expectClose(go, co, 1e-6 * k * 9 * 1.2 + 1e-5, 1e-5, what);
+        } else {
+          gpu.free(got.out);
+          cpu.free(want.out);
+        }
+        for (const x of [plain, unfused, ...(got.pre ? [got.pre] : [])]) gpu.free(x);
+        if (want.pre) cpu.free(want.pre);
+      } finally {
+        gpu.setMatmulTuning(false);
+        gpu.setMatmulPrecision('highest');
+        freeAll(ag, bg, ...(biasG ? [biasG] : []), ...(resG ? [resG] : []));
+      }
+      // As matmulWithSums: nearly every case compiles a pipeline or two.
+    }), { numRuns: 30, interruptAfterTimeLimit: 240_000 });
+  }, 300_000);
+
+  it('matmulEpilogue rejects an activation with a residual, keepPre without an activation and a residual of another size, naming the method', () => {
+    const p = { batchShape: [], aBatchStrides: [], bBatchStrides: [], m: 2, n: 3, k: 2, transA: false, transB: false };
+    const [a, b, r] = [gpu.upload('f32', [1, 2, 3, 4]), gpu.upload('f32', [1, 2, 3, 4, 5, 6]), gpu.upload('f32', [1, 2, 3, 4, 5])];
+    for (const backend of [gpu, cpu] as const) {
+      const [x, y, z] = backend === gpu ? [a, b, r] : [cpu.upload('f32', [1, 2, 3, 4]), cpu.upload('f32', [1, 2, 3, 4, 5, 6]), cpu.upload('f32', [1, 2, 3, 4, 5])];
+      expect(() => backend.matmulEpilogue(x, y, p, { activation: 'gelu', residual: z })).toThrow(/matmulEpilogue: an activation and a residual/);
+      expect(() => backend.matmulEpilogue(x, y, p, { keepPre: true })).toThrow(/matmulEpilogue: keepPre needs an activation/);
+      expect(() => backend.matmulEpilogue(x, y, p, { residual: z })).toThrow(/matmulEpilogue: residual f32\[5\] does not match the output f32\[6\]/);
+    }
+    freeAll(a, b, r);
+  });
 
   it('matmulWithSums with f16 operands (\'medium\' precision) sums the f32 operand, as the unfused reduce did', async (t) => {
     if (!gpu.device.features.has('shader-f16')) t.skip();

@@ -1,12 +1,15 @@
 // A whole model agrees across backends: a 2-layer GPT built with the same seed on the CPU and on
 // WebGPU starts from identical weights (counter-based init), and its masked cross-entropy loss and
-// every parameter gradient match. Also counts the GPU work of one AdamW training step.
+// every parameter gradient match. Also counts the GPU work of one AdamW training step, and checks
+// the fused epilogues (the MLP's GELU in c_fc's matmul, the residual adds in the output
+// projections' where dropout is inactive) against the separate ops: bit for bit, and exactly the
+// dispatches they save.
 
 import { afterAll, expect, it } from 'vitest';
 import { GPT, type GPTConfig } from '../../../../src/nn/gpt.js';
 import { AdamW } from '../../../../src/nn/optim.js';
 import type { Backend } from '../../../../src/tensor/backend.js';
-import { crossEntropy, tensor, tidy } from '../../../../src/tensor/index.js';
+import { crossEntropy, noGrad, tensor, tidy } from '../../../../src/tensor/index.js';
 import { Generator } from '../../../../src/tensor/random/philox.js';
 import type { Tensor } from '../../../../src/tensor/tensor.js';
 import { cpu, describeGpu, expectClose, gpu } from '../../../helpers/webgpu.js';
@@ -84,6 +87,40 @@ describeGpu('GPT on WebGPU vs CPU', () => {
     }
     console.log(`GPT backend agreement: loss cpu ${lc.itemSync()} gpu ${await lg.item()}, worst grad |gpu - cpu| / max|grad| = ${worst.toExponential(2)}`);
     for (const t of [lc, lg, dc.ids, dc.targets, dc.mask, dg.ids, dg.targets, dg.mask]) t.dispose();
+  });
+
+  it('fused epilogues equal the separate ops bit for bit (loss, logits and every gradient; training with and without dropout, eval, a cached noGrad forward), 3 forward dispatches fewer per block (1 with an active dropout), the same backward', async () => {
+    const bitsOf = async (t: Tensor) => Array.from(new Uint32Array(Float32Array.from(await t.data()).buffer));
+    const modes = [{ dropout: 0, training: true, saved: 3 }, { dropout: 0.1, training: true, saved: 1 }, { dropout: 0.1, training: false, saved: 3 }];
+    for (const mode of modes) {
+      const run = async (fuse: boolean) => {
+        const m = new GPT({ ...config, dropout: mode.dropout }, { backend: gpu, generator: new Generator(3), dropoutGenerator: new Generator(9), fuseEpilogues: fuse });
+        m.train(mode.training);
+        const d = batch(gpu);
+        gpu.resetCounters();
+        const loss = lossOf(m, d);
+        const forward = gpu.counters().dispatches;
+        gpu.resetCounters();
+        loss.backward();
+        const backward = gpu.counters().dispatches;
+        const values = [await bitsOf(loss), ...(await Promise.all(m.parameters().map((p) => bitsOf(p.grad!))))];
+        // Generation's path: the KV cache, no gradient (so no pre-activation is stored).
+        const cache = m.newCache();
+        const cached = noGrad(() => {
+          m.forward(tensor([5, 9, 2, 7, 1, 3, 8, 4, 6], [B, 3], { dtype: 'i32', backend: gpu }), { kvCache: cache, lastOnly: true }).logits.dispose();
+          return m.forward(tensor([1, 2, 3], [B, 1], { dtype: 'i32', backend: gpu }), { kvCache: cache }).logits;
+        });
+        values.push(await bitsOf(cached));
+        for (const t of [loss, cached, d.ids, d.targets, d.mask]) t.dispose();
+        m.dispose();
+        return { forward, backward, values };
+      };
+      const [fused, plain] = [await run(true), await run(false)];
+      const what = `dropout ${mode.dropout}, ${mode.training ? 'training' : 'eval'}`;
+      expect(fused.values, what).toEqual(plain.values);
+      expect(plain.forward - fused.forward, what).toBe(mode.saved * config.nLayers);
+      expect(fused.backward, what).toBe(plain.backward);
+    }
   });
 
   it('one AdamW training step (forward, backward, update) reading the loss once makes exactly one readback', async () => {
