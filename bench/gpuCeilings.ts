@@ -150,8 +150,9 @@ for (const [rowsN, cols] of [[Math.max(64, Math.floor(65536 / scale)), 1024], [4
   bandwidth('softmax', params, 2 * 4 * n, await best(() => dispose(softmax(x)), reps));
   // layerNorm also writes the row mean and rstd (8 bytes a row) for its backward.
   bandwidth('layernorm', params, 2 * 4 * n + 8 * rowsN, await best(() => dispose(layerNorm(x, gamma, beta, 1e-5)), reps));
-  // The same kernels in each workgroup-per-row form, cached (the row read once, kept in registers;
-  // what the backend picks on a GPU for rows of up to ROW_CACHE_MAX_COLS) and not (read twice).
+  // The same kernels as bare dispatches in each workgroup-per-row form, cached (the row read once,
+  // kept in registers, rows of up to ROW_CACHE_MAX_COLS) and not (read twice; what the backend
+  // picks on a GPU). The op rows above also allocate their outputs.
   if (cols <= ROW_CACHE_MAX_COLS) {
     const out = gpu.alloc('f32', n);
     const stats = [gpu.alloc('f32', rowsN), gpu.alloc('f32', rowsN)];

@@ -1,7 +1,7 @@
 // log softmax(logits)[target] per row and its gradient, without materializing the softmax: the
 // forward keeps only the row log-sum-exp (one online pass), the backward recomputes exp(l - lse).
 //
-// Dispatch geometry: forward, by RowForm (rows.ts): one 64-invocation workgroup per row
+// Dispatch geometry: forward, by RowForm (rows.ts): one ROW_WORKGROUP-invocation workgroup per row
 // ('workgroup', rowGrid) or one invocation per row ('invocation', 64 rows per workgroup); backward,
 // at most maxGroups workgroups of 64 taking rows in turn (a few per core on a software adapter).
 

@@ -6,9 +6,10 @@
 // to first order, which for |mean| >> std (a row of 2.5 ± 0.09, say) cost 1e-6 of rstd in f32;
 // around the pivot the running mean is small and that error with it.
 //
-// Dispatch geometry, by RowForm (rows.ts): forward and dx, one 64-invocation workgroup per row
-// ('workgroup', rowGrid; the forward also in a cached variant that keeps rows of up to 2048
-// elements in registers, read once) or one invocation per row ('invocation', 64 rows per workgroup);
+// Dispatch geometry, by RowForm (rows.ts): forward and dx, one ROW_WORKGROUP-invocation workgroup per
+// row ('workgroup', rowGrid; the forward also in a cached variant that keeps rows of up to
+// ROW_CACHE_MAX_COLS elements in registers, read once, which the backend does not pick: slower on
+// the H100, see softmax.ts) or one invocation per row ('invocation', 64 rows per workgroup);
 // dgamma/dbeta, one invocation per (group, column) (grid1d over groups·cols, 64 per workgroup).
 //
 // Grouped affine: gamma and beta may hold one row of cols values per group of consecutive rows

@@ -6,7 +6,7 @@ import { flatIndexWGSL, grid1d } from './kernel.js';
 
 /**
  * How a row kernel maps rows onto invocations.
- * - 'workgroup': one 64-invocation workgroup per row; lanes stride over the columns and partial
+ * - 'workgroup': one ROW_WORKGROUP-invocation workgroup per row; lanes stride over the columns and partial
  *   results meet in a tree reduction in workgroup memory. The form for GPUs: coalesced loads, and
  *   thousands of workgroups keep the machine full.
  * - 'invocation': one invocation per row, 64 rows per workgroup, no workgroup memory and no
@@ -46,8 +46,13 @@ export function rowFormGrid(rows: number, form: RowForm): [number, number, numbe
   return form === 'workgroup' ? rowGrid(rows) : grid1d(rows, ROWS_PER_INVOCATION_GROUP);
 }
 
-/** Invocations per row. 64 keeps barriers cheap on lavapipe and still fills a warp-sized unit. */
-export const ROW_WORKGROUP = 64;
+/**
+ * Invocations per row in the 'workgroup' form (GPUs; lavapipe uses it only for fewer rows than fill
+ * one 'invocation' workgroup). Measured on an H100 (2026-11-28, bench/gpuCeilings.ts, rows of 1024,
+ * 256 MiB, two-read forms): softmax 58% / 68% / 63% of the memory bandwidth at 64 / 128 / 256
+ * lanes, layerNorm 59% / 67% / 57%.
+ */
+export const ROW_WORKGROUP = 128;
 
 /**
  * Longest row the cached row kernels hold (softmax and layerNorm forward, 'workgroup' form): K = 32

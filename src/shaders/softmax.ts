@@ -1,11 +1,12 @@
 // Fused softmax / log-softmax over the last axis of a contiguous [rows, cols] view, forward and
 // backward. The forward finds max and sum of exp in a single online pass, then writes the row.
 //
-// Dispatch geometry, by RowForm (rows.ts): 'workgroup', one 64-invocation workgroup per row, rows
-// over x then y (rowGrid); 'invocation', one invocation per row, 64 rows per workgroup (grid1d).
-// The forward's 'workgroup' form has a cached variant for rows of up to 2048 elements: the row is
-// kept in registers between the statistics and the output pass, so it is read from memory once
-// (the form the backend picks on a GPU, where these kernels are bound by memory traffic).
+// Dispatch geometry, by RowForm (rows.ts): 'workgroup', one ROW_WORKGROUP-invocation workgroup per
+// row, rows over x then y (rowGrid); 'invocation', one invocation per row, 64 rows per workgroup
+// (grid1d). The forward's 'workgroup' form has a cached variant for rows of up to ROW_CACHE_MAX_COLS
+// elements: the row is kept in registers between the statistics and the output pass, so it is read
+// from memory once. No adapter gets it from the backend: on the H100 it was slower than reading the
+// row twice (48-57% of the bandwidth against 58-68%, bench/results/2026-11-28*-h100-ceilings.json).
 
 import { packUniforms, type Launch } from './kernel.js';
 import { LOWEST_F32, ONLINE_MAX_SUM_WGSL, ROW_INDEX_WGSL, ROW_REDUCE_WGSL, ROW_PER_INVOCATION_MAIN_WGSL, cachedRowMainWGSL, rowCacheSize, rowFormGrid, type RowForm } from './rows.js';

@@ -5,7 +5,7 @@
 import fc from 'fast-check';
 import { afterAll, describe, expect, it } from 'vitest';
 import { softmaxBackwardLaunch, softmaxLaunch } from '../../src/shaders/softmax.js';
-import { ROW_CACHE_MAX_COLS, rowCacheSize, type RowForm } from '../../src/shaders/rows.js';
+import { ROW_CACHE_MAX_COLS, ROW_WORKGROUP, rowCacheSize, type RowForm } from '../../src/shaders/rows.js';
 import { CpuBackend } from '../../src/tensor/backends/cpu/index.js';
 import { expectClose, nanFilled, openHarness, seededFloats } from '../helpers/kernelHarness.js';
 
@@ -94,9 +94,11 @@ describe.skipIf(!h)('softmax WGSL', () => {
     }), { numRuns: 25 });
   });
 
-  it('cached form: each width class is one pipeline (4, 8, 16 or 32 values per lane); 2049 columns is refused', () => {
-    expect([1, 256, 257, 512, 513, 1024, 1025, 2048].map(rowCacheSize)).toEqual([4, 4, 8, 8, 16, 16, 32, 32]);
-    expect(() => softmaxLaunch(2, 2049, false, 'workgroup', true)).toThrowError(/2049 columns/);
+  it('cached form: each width class is one pipeline (4, 8, 16 or 32 values per lane); longer rows are refused', () => {
+    const W = ROW_WORKGROUP;
+    expect([1, 4 * W, 4 * W + 1, 8 * W, 8 * W + 1, 16 * W, 16 * W + 1, 32 * W].map(rowCacheSize)).toEqual([4, 4, 8, 8, 16, 16, 32, 32]);
+    expect(ROW_CACHE_MAX_COLS).toBe(32 * W);
+    expect(() => softmaxLaunch(2, 32 * W + 1, false, 'workgroup', true)).toThrowError(new RegExp(`${32 * W + 1} columns`));
     expect(() => softmaxLaunch(2, 8, false, 'invocation', true)).toThrowError(/workgroup-per-row/);
   });
 });

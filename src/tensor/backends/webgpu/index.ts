@@ -15,7 +15,7 @@ import { ATTENTION_MAX_D, attentionBackwardLaunches, attentionLaunch, attentionV
 import { gatherLogProbsBackwardLaunch, gatherLogProbsLaunch } from '../../../shaders/crossentropy.js';
 import { indexAddLaunch, indexSelectLaunch } from '../../../shaders/embedding.js';
 import { layerNormBackwardLaunches, layerNormLaunch } from '../../../shaders/layernorm.js';
-import { ROW_CACHE_MAX_COLS, rowFormFor, type RowForm } from '../../../shaders/rows.js';
+import { rowFormFor, type RowForm } from '../../../shaders/rows.js';
 import { chooseMatmulVariant, MATMUL_MAX_BATCH_RANK, matmulCandidates, matmulLaunch, packF16Launch, supportsOperandType, type MatmulOperandType, type MatmulVariant } from '../../../shaders/matmul.js';
 import { concatLaunch, CONCAT_MAX_SOURCES, copyLaunch } from '../../../shaders/movement.js';
 import { adamwLaunch, adamwMultiLaunch, clipScaleLaunch } from '../../../shaders/optimizer.js';
@@ -548,18 +548,9 @@ export class WebGPUBackend implements Backend {
     return rowFormFor(this.rt.isSoftware, rows);
   }
 
-  /**
-   * Whether a row kernel's forward keeps its row in registers (softmax, layerNorm: one read of the
-   * row instead of two). On a GPU, where those kernels are bound by memory traffic, for rows that
-   * fit; lavapipe keeps the forms measured there (rows.ts).
-   */
-  private cachedRows(rows: number, cols: number): boolean {
-    return !this.rt.isSoftware && this.rowForm(rows) === 'workgroup' && cols <= ROW_CACHE_MAX_COLS;
-  }
-
   softmax(x: Storage, rows: number, cols: number, log: boolean): Storage {
     const out = this.alloc(x.dtype, rows * cols);
-    this.run(softmaxLaunch(rows, cols, log, this.rowForm(rows), this.cachedRows(rows, cols)), [x, out], rows * cols);
+    this.run(softmaxLaunch(rows, cols, log, this.rowForm(rows)), [x, out], rows * cols);
     return out;
   }
 
@@ -573,7 +564,7 @@ export class WebGPUBackend implements Backend {
     const y = this.alloc(x.dtype, rows * cols);
     const mean = this.alloc(x.dtype, rows);
     const rstd = this.alloc(x.dtype, rows);
-    this.run(layerNormLaunch(rows, cols, eps, this.rowForm(rows), groups, this.cachedRows(rows, cols)), [x, gamma, beta, y, mean, rstd], rows * cols);
+    this.run(layerNormLaunch(rows, cols, eps, this.rowForm(rows), groups), [x, gamma, beta, y, mean, rstd], rows * cols);
     return { y, mean, rstd };
   }
 
