@@ -90,7 +90,7 @@ describe('bench/results/latest.json', () => {
 });
 
 /** The committed run on a real GPU that the README also shows. */
-const GPU_RUN = '2026-11-27-h100.json';
+const GPU_RUN = '2026-11-28-h100.json';
 const gpuRows = JSON.parse(readFileSync(new URL(`../../bench/results/${GPU_RUN}`, import.meta.url), 'utf8')) as Row[];
 
 describe(`bench/results/${GPU_RUN}`, () => {
