@@ -6,7 +6,7 @@
 // at most maxGroups workgroups of 64 taking rows in turn (a few per core on a software adapter).
 
 import { HARDWARE_MAX_GROUPS, MAX_WORKGROUPS_PER_DIM, packUniforms, type Launch } from './kernel.js';
-import { LOWEST_F32, ONLINE_MAX_SUM_WGSL, ROW_INDEX_WGSL, ROW_REDUCE_WGSL, ROW_PER_INVOCATION_MAIN_WGSL, rowFormGrid, type RowForm } from './rows.js';
+import { LOWEST_F32, ONLINE_MAX_SUM_WGSL, ROW_REDUCE_WGSL, ROW_PER_INVOCATION_MAIN_WGSL, ROW_WORKGROUP_MAIN_WGSL, rowFormGrid, type RowForm } from './rows.js';
 
 const NAN_BITS = 0x7fc00000;
 
@@ -18,12 +18,7 @@ struct Uniforms { rows: u32, cols: u32, nanBits: u32, pad: u32 }
 @group(0) @binding(3) var<storage, read_write> logp: array<f32>;
 @group(0) @binding(4) var<storage, read_write> lse: array<f32>;
 ${ROW_REDUCE_WGSL}
-@compute @workgroup_size(WG)
-fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>,
-        @builtin(local_invocation_index) lid: u32) {
-  let row = ${ROW_INDEX_WGSL};
-  if (row >= u.rows) { return; } // uniform across the workgroup
-  let base = row * u.cols;
+${ROW_WORKGROUP_MAIN_WGSL}
   var ms = vec2<f32>(${LOWEST_F32}, 0.0);
   for (var c = lid; c < u.cols; c = c + WG) { ms = onlineMaxSum(ms, logits[base + c]); }
   ms = workgroupMaxSum(ms, lid);

@@ -16,7 +16,7 @@
 // (groupRows rows each), so stacked models (src/nn/stacked.ts) normalize all members in one pass.
 
 import { flatIndexWGSL, grid1d, packUniforms, type Launch } from './kernel.js';
-import { ROW_INDEX_WGSL, ROW_REDUCE_WGSL, ROW_PER_INVOCATION_MAIN_WGSL, cachedRowMainWGSL, rowCacheSize, rowFormGrid, type RowForm } from './rows.js';
+import { ROW_REDUCE_WGSL, ROW_PER_INVOCATION_MAIN_WGSL, ROW_WORKGROUP_MAIN_WGSL, cachedRowMainWGSL, rowCacheSize, rowFormGrid, type RowForm } from './rows.js';
 
 const FORWARD_BINDINGS = /* wgsl */ `
 struct Uniforms { rows: u32, cols: u32, eps: f32, groupRows: u32 }
@@ -73,12 +73,7 @@ fn workgroupWelford(s: vec3<f32>, lid: u32) -> vec3<f32> {
 `;
 
 const FORWARD_WGSL = /* wgsl */ `${FORWARD_WORKGROUP_PREFIX}
-@compute @workgroup_size(WG)
-fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>,
-        @builtin(local_invocation_index) lid: u32) {
-  let row = ${ROW_INDEX_WGSL};
-  if (row >= u.rows) { return; } // uniform across the workgroup
-  let base = row * u.cols;
+${ROW_WORKGROUP_MAIN_WGSL}
   let gbase = (row / u.groupRows) * u.cols;
   let pivot = x[base];
   var s = vec3<f32>(0.0);
@@ -189,12 +184,7 @@ const storeDx = (add: boolean, i: string, v: string) =>
 // dx = rstd / n * (n * g - sum(g) - xhat * sum(g * xhat)) with g = dy * gamma.
 const dxWGSL = (add: boolean) => /* wgsl */ `${dxBindings(add)}
 ${ROW_REDUCE_WGSL}
-@compute @workgroup_size(WG)
-fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>,
-        @builtin(local_invocation_index) lid: u32) {
-  let row = ${ROW_INDEX_WGSL};
-  if (row >= u.rows) { return; }
-  let base = row * u.cols;
+${ROW_WORKGROUP_MAIN_WGSL}
   let mu = mean[row];
   let rs = rstd[row];
   let gbase = (row / u.groupRows) * u.cols;

@@ -77,12 +77,7 @@ export function rowCacheSize(cols: number): number {
  */
 export function cachedRowMainWGSL(k: number): string {
   return `const K = ${k}u;
-@compute @workgroup_size(WG)
-fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>,
-        @builtin(local_invocation_index) lid: u32) {
-  let row = ${ROW_INDEX_WGSL};
-  if (row >= u.rows) { return; } // uniform across the workgroup
-  let base = row * u.cols;
+${ROW_WORKGROUP_MAIN_WGSL}
   var xs: array<f32, ${k}>;
   for (var j = 0u; j < K; j = j + 1u) {
     let c = lid + j * WG;
@@ -97,6 +92,19 @@ export function rowGrid(rows: number): [number, number, number] {
 
 /** The row of this workgroup for a rowGrid dispatch (uniform across the workgroup). */
 export const ROW_INDEX_WGSL = 'wid.y * nwg.x + wid.x';
+
+/**
+ * WGSL: the entry point of a 'workgroup'-form row kernel up to the row's first element: `row` (the
+ * workgroup's row; past u.rows it returns) and `base` (row * u.cols); lanes `lid` < WG. Needs
+ * ROW_REDUCE_WGSL (WG) and a uniform struct with `rows` and `cols`; the caller writes the body and
+ * the closing brace.
+ */
+export const ROW_WORKGROUP_MAIN_WGSL = `@compute @workgroup_size(WG)
+fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>,
+        @builtin(local_invocation_index) lid: u32) {
+  let row = ${ROW_INDEX_WGSL};
+  if (row >= u.rows) { return; } // uniform across the workgroup
+  let base = row * u.cols;`;
 
 /** Most negative finite f32: the starting max, so exp(old - new) never sees -inf - -inf. */
 export const LOWEST_F32 = '-3.4028234663852886e38';

@@ -9,7 +9,7 @@
 // row twice (48-57% of the bandwidth against 58-68%, bench/results/2026-11-28*-h100-ceilings.json).
 
 import { packUniforms, type Launch } from './kernel.js';
-import { LOWEST_F32, ONLINE_MAX_SUM_WGSL, ROW_INDEX_WGSL, ROW_REDUCE_WGSL, ROW_PER_INVOCATION_MAIN_WGSL, cachedRowMainWGSL, rowCacheSize, rowFormGrid, type RowForm } from './rows.js';
+import { LOWEST_F32, ONLINE_MAX_SUM_WGSL, ROW_REDUCE_WGSL, ROW_PER_INVOCATION_MAIN_WGSL, ROW_WORKGROUP_MAIN_WGSL, cachedRowMainWGSL, rowCacheSize, rowFormGrid, type RowForm } from './rows.js';
 
 // Quiet NaN bits, passed as a uniform: a NaN constant in WGSL source is a compile error.
 const NAN_BITS = 0x7fc00000;
@@ -20,12 +20,7 @@ struct Uniforms { rows: u32, cols: u32, log: u32, nanBits: u32 }
 @group(0) @binding(1) var<storage, read> x: array<f32>;
 @group(0) @binding(2) var<storage, read_write> out: array<f32>;
 ${ROW_REDUCE_WGSL}
-@compute @workgroup_size(WG)
-fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>,
-        @builtin(local_invocation_index) lid: u32) {
-  let row = ${ROW_INDEX_WGSL};
-  if (row >= u.rows) { return; } // uniform across the workgroup
-  let base = row * u.cols;
+${ROW_WORKGROUP_MAIN_WGSL}
   var ms = vec2<f32>(${LOWEST_F32}, 0.0);
   // Four loads in flight per lane before any arithmetic (on a GPU the loop is otherwise bound by
   // one load's latency at a time), then the online update with their max.
@@ -121,12 +116,7 @@ struct Uniforms { rows: u32, cols: u32, log: u32, pad: u32 }
 @group(0) @binding(3) var<storage, read_write> dx: array<f32>;
 ${ROW_REDUCE_WGSL}
 // softmax: dx = y * (dy - sum(dy * y)); log-softmax: dx = dy - exp(y) * sum(dy).
-@compute @workgroup_size(WG)
-fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>,
-        @builtin(local_invocation_index) lid: u32) {
-  let row = ${ROW_INDEX_WGSL};
-  if (row >= u.rows) { return; }
-  let base = row * u.cols;
+${ROW_WORKGROUP_MAIN_WGSL}
   let isLog = u.log != 0u;
   var dot = 0.0;
   for (var c = lid; c < u.cols; c = c + WG) {
