@@ -4,6 +4,7 @@
 // per kernel. With ORIGIN=1 dispatches are also grouped by the first src/ganpo, src/nn or trainer
 // frame of the call stack that recorded them (where in the step they come from); DETAIL=1 splits
 // matmuls by shape (other kernels by their first uniform words); ORIGIN=2 adds the caller of that frame.
+// CRITIC_DROPOUT=p overrides the critics' dropout (0: none, which bounds what fusing the dropout could save).
 // SEQ=1 lists the dispatches in order (with each one's replayed time unless REPLAY=0); REPLAY=0 only times the steps; ONLY=dpo or ONLY=ganpo steps that trainer alone.
 // Run: node dist/bench/profileGanpo.js [steps] (after `npx tsc -p tsconfig.json --outDir dist`).
 // Exits explicitly (Dawn keeps the process alive).
@@ -32,7 +33,7 @@ function pairs(n: number, seed: number): TokenizedPair[] {
 function config(ganpo: boolean): TrainConfig {
   const c = defaultTrainConfig(defaultBaseLoss('dpo'));
   Object.assign(c, { lr: 5e-4, batchSize: 8, steps: 10_000, schedule: 'cosine', warmupSteps: 0 });
-  if (ganpo) c.ganpo = defaultGanpo(c.lr, BENCH_GPT.contextLength);
+  if (ganpo) c.ganpo = { ...defaultGanpo(c.lr, BENCH_GPT.contextLength), ...(process.env.CRITIC_DROPOUT ? { criticDropout: Number(process.env.CRITIC_DROPOUT) } : {}) };
   return c;
 }
 
